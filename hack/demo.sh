@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The main job (README): a "pod" network namespace wired to a "remote" one, Pilotfish's init step run in it
+# with the flags Istio's injector passes, and real connections showing where traffic lands.
+# Everything happens in namespaces this script creates and removes; only their own addresses are used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/setup.sh
+[ "$(id -u)" -eq 0 ] || { echo "hack/demo.sh: run as root (it creates network namespaces)" >&2; exit 1; }
+
+swift build --product pilotfish >/dev/null
+bin="$PWD/.build/debug/pilotfish"
+echo_py="$PWD/Tests/EndToEndTests/Helpers/capture_echo.py"
+# The system interpreter: a per-user one (pyenv under /root) is not readable by the demo's other uids.
+py=/usr/bin/python3
+pod=pf-demo-pod remote=pf-demo-remote
+pids=()
+cleanup() {
+  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  ip netns del "$pod" 2>/dev/null || true
+  ip netns del "$remote" 2>/dev/null || true
+}
+trap cleanup EXIT
+cleanup
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+in_pod() { ip netns exec "$pod" "$@"; }
+in_remote() { ip netns exec "$remote" "$@"; }
+
+step "a pod (10.77.0.2, fd77::2) and a remote host (10.77.0.1, fd77::1), joined by a veth pair"
+ip netns add "$pod"; ip netns add "$remote"
+ip link add pf-demo0 type veth peer name pf-demo1
+ip link set pf-demo0 netns "$pod"; ip link set pf-demo1 netns "$remote"
+in_pod ip link set lo up; in_remote ip link set lo up
+in_pod ip addr add 10.77.0.2/24 dev pf-demo0; in_remote ip addr add 10.77.0.1/24 dev pf-demo1
+in_pod ip -6 addr add fd77::2/64 dev pf-demo0 nodad; in_remote ip -6 addr add fd77::1/64 dev pf-demo1 nodad
+in_pod ip link set pf-demo0 up; in_remote ip link set pf-demo1 up
+in_pod ip route add default via 10.77.0.1; in_pod ip -6 route add default via fd77::1
+
+step "the init container: pilotfish istio-iptables (Istio's injector flags, dual stack)"
+set -x
+in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -x '' -b '*' -d 15090,15021,15020 --dual-stack
+{ set +x; } 2>/dev/null
+in_pod nft list table inet pilotfish-nat | sed -n '1,12p'; echo "  ..."
+
+step "re-running the init step changes nothing"
+in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -b '*' -d 15090,15021,15020 --dual-stack
+
+step "listeners: the 'proxy' on 15001/15006 in the pod, a server on 8080 on the remote host"
+in_pod "$py" "$echo_py" serve --tcp 15001,15006,8080 --seconds 60 > /tmp/pf-demo-pod.log & pids+=($!)
+in_remote "$py" "$echo_py" serve --tcp 8080 --seconds 60 > /tmp/pf-demo-remote.log & pids+=($!)
+for _ in $(seq 50); do grep -q ready /tmp/pf-demo-pod.log /tmp/pf-demo-remote.log 2>/dev/null && [ "$(grep -c ready /tmp/pf-demo-pod.log /tmp/pf-demo-remote.log | grep -c ':1')" = 2 ] && break; sleep 0.1; done
+
+show() { printf '  %-58s -> %s\n' "$1" "$(shift; "$@" || true)"; }
+step "where connections land (port=<listener> orig=<original destination>)"
+show "app (uid 1000) -> 10.77.0.1:8080" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect 10.77.0.1 8080
+show "app (uid 1000) -> [fd77::1]:8080" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect fd77::1 8080
+show "proxy (uid 1337) -> 10.77.0.1:8080 (never captured)" in_pod setpriv --reuid 1337 --regid 1337 --clear-groups "$py" "$echo_py" connect 10.77.0.1 8080
+show "remote -> pod 10.77.0.2:8080 (inbound)" in_remote "$py" "$echo_py" connect 10.77.0.2 8080
+show "remote -> pod [fd77::2]:8080 (inbound)" in_remote "$py" "$echo_py" connect fd77::2 8080
+show "remote -> pod 10.77.0.2:15020 (excluded with -d)" in_remote "$py" "$echo_py" connect 10.77.0.2 15020 --timeout 1
+
+step "dry run: what would change for a new config (TPROXY inbound)"
+in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m TPROXY -i '*' -b '*' -d 15090,15021,15020 --dual-stack --dry-run | grep -E '^(#|\+|-)' | head -20
+echo "  ..."
+
+step "cleanup: pilotfish istio-iptables --cleanup-only"
+in_pod "$bin" istio-iptables --cleanup-only
+echo "  nft tables left in the pod: $(in_pod nft list tables | wc -l)"

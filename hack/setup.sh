@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Pilotfish needs to build, test and run on Debian/Ubuntu: the C libraries it links
+# (libnftables, libmnl), the peers its tests use (nftables, iptables, iproute2, python3) and checks Swift.
+# Safe to run repeatedly: it installs only what is missing.
+set -euo pipefail
+
+packages=(libnftables-dev libmnl-dev nftables iptables iproute2 python3 util-linux procps pkg-config)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "hack/setup.sh: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  if [ -x /opt/swift/usr/bin/swift ]; then
+    export PATH="/opt/swift/usr/bin:$PATH"
+  else
+    echo "hack/setup.sh: no Swift toolchain found: install Swift 6.1 or newer (swift.org) and put it on PATH" >&2
+    exit 1
+  fi
+fi
