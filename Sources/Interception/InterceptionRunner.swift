@@ -113,7 +113,10 @@ package struct InterceptionRunner {
     }
     // A changed backend or mode leaves nothing behind.
     for other in BackendKind.allCases where other != decision.backend {
-      guard let removed = try? Self.backend(other).removeAll(families: ruleset.families), removed > 0 else {
+      let backend = Self.backend(other)
+      guard backend.mayHoldRules(families: ruleset.families),
+        let removed = try? backend.removeAll(families: ruleset.families), removed > 0
+      else {
         continue
       }
       logger.notice("removed \(removed) Pilotfish rules left by the \(other) backend")
@@ -173,6 +176,7 @@ package struct InterceptionRunner {
     var total = 0
     for kind in BackendKind.allCases {
       let backend = Self.backend(kind)
+      guard backend.mayHoldRules(families: families) else { continue }
       do {
         let removed = try backend.removeAll(families: families)
         if removed > 0 { logger.info("removed \(removed) rules installed with \(kind)") }

@@ -185,4 +185,21 @@ internal import Testing
     try net.serve(in: net.pod, tcp: [15001])
     #expect(try net.landed(from: net.pod, to: net.remoteV4, port: 8080) == 15001)
   }
+
+  /// `--network-namespace` (Istio's CNI-style use): run from the host, rules land in the pod namespace only.
+  @Test func networkNamespaceFlagTargetsThePod() throws {
+    guard Privilege.require() else { return }
+    let net = try PodNetwork()
+    defer { net.close() }
+    let hostBefore = try PodNetwork.run("/usr/sbin/nft", ["list", "tables"]).stdout
+    let install = try PodNetwork.run(
+      PodNetwork.pilotfish, ["istio-iptables", "-i", "*", "-b", "*", "--network-namespace", net.pod])
+    #expect(install.status == 0, "\(install.stderr)")
+    #expect(try PodNetwork.run("/usr/sbin/nft", ["list", "tables"]).stdout == hostBefore)
+    try net.serve(in: net.pod, tcp: [15001])
+    #expect(try net.landed(from: net.pod, to: net.remoteV4, port: 8080) == 15001)
+    let missing = try PodNetwork.run(PodNetwork.pilotfish, ["istio-iptables", "--network-namespace", "pf-no-such-ns"])
+    #expect(missing.status == 1)
+    #expect(missing.stderr.contains("for --network-namespace: /var/run/netns/pf-no-such-ns"))
+  }
 }

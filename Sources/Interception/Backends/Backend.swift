@@ -87,6 +87,8 @@ package protocol InterceptionBackend: Sendable {
   /// Removes every rule and chain Pilotfish installed through this backend; returns how many rules went.
   @discardableResult
   func removeAll(families: [IPFamily]) throws(InterceptionError) -> Int
+  /// A cheap check, without running any tool or instantiating any table: could this backend hold rules here?
+  func mayHoldRules(families: [IPFamily]) -> Bool
 }
 
 extension InterceptionBackend {

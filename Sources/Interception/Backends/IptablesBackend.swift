@@ -1,3 +1,5 @@
+internal import Foundation
+
 /// iptables-restore payloads, one per family, applied with `--noflush` so that rules of others survive;
 /// legacy (x_tables) or nft flavour.
 ///
@@ -15,6 +17,19 @@ package struct IptablesBackend: InterceptionBackend {
 
   package init(flavor: Flavor) {
     self.flavor = flavor
+  }
+
+  package func mayHoldRules(families: [IPFamily]) -> Bool {
+    switch flavor {
+    case .legacy:
+      return families.contains { family in
+        let file = family == .v4 ? "/proc/net/ip_tables_names" : "/proc/net/ip6_tables_names"
+        return !(((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").isEmpty)
+      }
+    case .nft:
+      let tables = (try? NftContext.tables()) ?? []
+      return tables.contains { $0.hasPrefix("ip ") || $0.hasPrefix("ip6 ") }
+    }
   }
 
   package var kind: BackendKind { flavor == .legacy ? .iptablesLegacy : .iptablesNft }

@@ -5,6 +5,11 @@ package struct NftablesBackend: InterceptionBackend {
 
   package init() {}
 
+  package func mayHoldRules(families: [IPFamily]) -> Bool {
+    let tables = (try? NftContext.tables()) ?? []
+    return NetfilterTable.allCases.contains { tables.contains("inet \($0.nftName)") }
+  }
+
   package func installedState(families: [IPFamily]) throws(InterceptionError) -> InstalledState {
     var state = InstalledState()
     let present: [String]
