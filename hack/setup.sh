@@ -4,7 +4,7 @@
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
-packages=(libnftables-dev libmnl-dev nftables iptables iproute2 python3 util-linux procps pkg-config)
+packages=(libnftables-dev libmnl-dev nftables iptables iproute2 python3 python3-pip util-linux procps pkg-config openssl curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,6 +15,13 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Third-party peers the tests check against: Kubernetes schemas and RFC 6902 JSON Patch.
+if ! python3 -c 'import kubernetes_validate, jsonpatch' 2>/dev/null; then
+  echo "hack/setup.sh: installing kubernetes-validate and jsonpatch from PyPI" >&2
+  python3 -m pip install -q kubernetes-validate jsonpatch 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages kubernetes-validate jsonpatch
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

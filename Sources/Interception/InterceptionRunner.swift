@@ -49,7 +49,8 @@ package struct InterceptionRunner {
       throw InterceptionError(
         .unsupported,
         "pilotfish istio-iptables needs CAP_NET_ADMIN to change rules in this network namespace: run it as root "
-          + "with securityContext.capabilities.add [NET_ADMIN, NET_RAW] (or use --dry-run to only print the rules)")
+          + "with securityContext.capabilities.add [NET_ADMIN, NET_RAW] (or use --dry-run to only print the rules)"
+      )
     }
     let decision = try chooseBackend(families: ruleset.families)
     let backend = Self.backend(decision.backend)
@@ -75,7 +76,9 @@ package struct InterceptionRunner {
           for line in diff { emit(line) }
         }
       } else {
-        emit("# difference from what is installed now: unknown (\(plan.currentUnreadableReason ?? "unreadable"))")
+        emit(
+          "# difference from what is installed now: unknown (\(plan.currentUnreadableReason ?? "unreadable"))"
+        )
       }
       return
     }
@@ -133,7 +136,8 @@ package struct InterceptionRunner {
     case .iptablesNft: return .init(backend: .iptablesNft, reason: "--backend iptables-nft")
     case .auto:
       if settings.dryRun && !host.hasNetAdmin {
-        return .init(backend: .nftables, reason: "auto; without CAP_NET_ADMIN the namespace cannot be inspected")
+        return .init(
+          backend: .nftables, reason: "auto; without CAP_NET_ADMIN the namespace cannot be inspected")
       }
       return try BackendSelector(families: families).choose()
     }
@@ -159,7 +163,8 @@ package struct InterceptionRunner {
     let families: [IPFamily] = host.kernelIPv6 ? [.v4, .v6] : [.v4]
     if settings.dryRun {
       for kind in BackendKind.allCases {
-        guard let state = try? Self.backend(kind).installedState(families: families), !state.chains.isEmpty else {
+        guard let state = try? Self.backend(kind).installedState(families: families), !state.chains.isEmpty
+        else {
           continue
         }
         emit("# \(kind): would remove \(state.ruleCount) rules in \(state.chains.count) chains")
@@ -181,7 +186,7 @@ package struct InterceptionRunner {
         let removed = try backend.removeAll(families: families)
         if removed > 0 { logger.info("removed \(removed) rules installed with \(kind)") }
         total += removed
-      } catch where error.code == .unsupported {
+      } catch  where error.code == .unsupported {
         logger.debug("skipping \(kind): \(error.message)")
       }
     }
@@ -201,17 +206,21 @@ package struct InterceptionRunner {
     let gid = c.proxyGIDs.first ?? uid
     probes.append(
       CaptureProbe(
-        family: .v4, source: "127.0.0.1", destination: "127.0.0.6", port: settings.probePort, uid: uid, gid: gid,
+        family: .v4, source: "127.0.0.1", destination: "127.0.0.6", port: settings.probePort, uid: uid,
+        gid: gid,
         expectedListenerPort: c.inboundCapturePort, label: "inbound IPv4 (proxy uid \(uid) over lo)"))
     if c.ipv6, let address = host.addresses.first(where: { $0.family == .v6 }) {
       probes.append(
         CaptureProbe(
-          family: .v6, source: nil, destination: address.addressText, port: settings.probePort, uid: uid, gid: gid,
+          family: .v6, source: nil, destination: address.addressText, port: settings.probePort, uid: uid,
+          gid: gid,
           expectedListenerPort: c.inboundCapturePort, label: "inbound IPv6 (proxy uid \(uid) over lo)"))
     }
     let appID: UInt32 = 65534
-    let groupsAllowApp = (c.ownerGroupsInclude?.contains(appID) ?? true) && !c.ownerGroupsExclude.contains(appID)
-    guard c.outboundRanges != .none, groupsAllowApp, !c.proxyUIDs.contains(appID), !c.proxyGIDs.contains(appID),
+    let groupsAllowApp =
+      (c.ownerGroupsInclude?.contains(appID) ?? true) && !c.ownerGroupsExclude.contains(appID)
+    guard c.outboundRanges != .none, groupsAllowApp, !c.proxyUIDs.contains(appID),
+      !c.proxyGIDs.contains(appID),
       !c.outboundExcludePorts.contains(settings.probePort)
     else { return probes }
     for gateway in host.defaultGateways where c.families.contains(gateway.family) {
@@ -268,7 +277,8 @@ package struct InterceptionRunner {
         box.result = .success(try await body())
       } catch {
         box.result = .failure(
-          error as? InterceptionError ?? InterceptionError(.validationFailed, "validation stopped", cause: error))
+          error as? InterceptionError
+            ?? InterceptionError(.validationFailed, "validation stopped", cause: error))
       }
       done.signal()
     }

@@ -16,41 +16,64 @@ struct IstioIptables: ParsableCommand {
       """
   )
 
-  @Option(name: [.customShort("p"), .customLong("envoy-port")], help: "Outbound capture port (default 15001).")
+  @Option(
+    name: [.customShort("p"), .customLong("envoy-port")], help: "Outbound capture port (default 15001).")
   var envoyPort: String?
-  @Option(name: [.customShort("z"), .customLong("inbound-capture-port")], help: "Inbound capture port (default 15006).")
+  @Option(
+    name: [.customShort("z"), .customLong("inbound-capture-port")],
+    help: "Inbound capture port (default 15006).")
   var inboundCapturePort: String?
-  @Option(name: [.customShort("e"), .customLong("inbound-tunnel-port")], help: "Port never captured (default 15008).")
+  @Option(
+    name: [.customShort("e"), .customLong("inbound-tunnel-port")],
+    help: "Port never captured (default 15008).")
   var inboundTunnelPort: String?
-  @Option(name: [.customShort("u"), .customLong("proxy-uid")], help: "Proxy uid(s), comma separated (default 1337).")
+  @Option(
+    name: [.customShort("u"), .customLong("proxy-uid")], help: "Proxy uid(s), comma separated (default 1337)."
+  )
   var proxyUID: String?
-  @Option(name: [.customShort("g"), .customLong("proxy-gid")], help: "Proxy gid(s), comma separated (default: the uids).")
+  @Option(
+    name: [.customShort("g"), .customLong("proxy-gid")],
+    help: "Proxy gid(s), comma separated (default: the uids).")
   var proxyGID: String?
   @Option(
-    name: [.customShort("m"), .customLong("istio-inbound-interception-mode")], help: "REDIRECT (default) or TPROXY.")
+    name: [.customShort("m"), .customLong("istio-inbound-interception-mode")],
+    help: "REDIRECT (default) or TPROXY.")
   var interceptionMode: String?
-  @Option(name: [.customShort("b"), .customLong("istio-inbound-ports")], help: "Inbound ports to capture: '*' or a list.")
+  @Option(
+    name: [.customShort("b"), .customLong("istio-inbound-ports")],
+    help: "Inbound ports to capture: '*' or a list.")
   var inboundPorts: String?
   @Option(
-    name: [.customShort("d"), .customLong("istio-local-exclude-ports")], help: "Inbound ports never captured (with -b '*').")
+    name: [.customShort("d"), .customLong("istio-local-exclude-ports")],
+    help: "Inbound ports never captured (with -b '*').")
   var localExcludePorts: String?
-  @Option(name: [.customShort("c"), .customLong("istio-exclude-interfaces")], help: "Interfaces never captured.")
+  @Option(
+    name: [.customShort("c"), .customLong("istio-exclude-interfaces")], help: "Interfaces never captured.")
   var excludeInterfaces: String?
-  @Option(name: [.customShort("i"), .customLong("istio-service-cidr")], help: "Outbound ranges to capture: '*' or CIDRs.")
+  @Option(
+    name: [.customShort("i"), .customLong("istio-service-cidr")],
+    help: "Outbound ranges to capture: '*' or CIDRs.")
   var serviceCIDR: String?
-  @Option(name: [.customShort("x"), .customLong("istio-service-exclude-cidr")], help: "Outbound ranges never captured.")
+  @Option(
+    name: [.customShort("x"), .customLong("istio-service-exclude-cidr")],
+    help: "Outbound ranges never captured.")
   var serviceExcludeCIDR: String?
-  @Option(name: [.customShort("q"), .customLong("istio-outbound-ports")], help: "Outbound ports always captured.")
+  @Option(
+    name: [.customShort("q"), .customLong("istio-outbound-ports")], help: "Outbound ports always captured.")
   var outboundPorts: String?
   @Option(
-    name: [.customShort("o"), .customLong("istio-local-outbound-ports-exclude")], help: "Outbound ports never captured.")
+    name: [.customShort("o"), .customLong("istio-local-outbound-ports-exclude")],
+    help: "Outbound ports never captured.")
   var localOutboundPortsExclude: String?
-  @Option(name: [.customShort("k"), .customLong("kube-virt-interfaces")], help: "KubeVirt interfaces (outbound).")
+  @Option(
+    name: [.customShort("k"), .customLong("kube-virt-interfaces")], help: "KubeVirt interfaces (outbound).")
   var kubeVirtInterfaces: String?
-  @Option(name: [.customShort("t"), .customLong("istio-inbound-tproxy-mark")], help: "TPROXY mark (default 1337).")
+  @Option(
+    name: [.customShort("t"), .customLong("istio-inbound-tproxy-mark")], help: "TPROXY mark (default 1337).")
   var tproxyMark: String?
   @Option(
-    name: [.customShort("r"), .customLong("istio-inbound-tproxy-route-table")], help: "TPROXY route table (default 133).")
+    name: [.customShort("r"), .customLong("istio-inbound-tproxy-route-table")],
+    help: "TPROXY route table (default 133).")
   var tproxyRouteTable: String?
   @Option(name: .customLong("iptables-probe-port"), help: "Port the validation probes dial (default 15002).")
   var probePort: String?
@@ -60,18 +83,24 @@ struct IstioIptables: ParsableCommand {
   var ownerGroups: String?
   @Option(name: .customLong("outbound-owner-groups-exclude"), help: "Groups whose traffic is never captured.")
   var ownerGroupsExclude: String?
-  @Option(name: .customLong("ipv4-loopback-cidr"), help: "IPv4 loopback range never captured (default 127.0.0.1/32).")
+  @Option(
+    name: .customLong("ipv4-loopback-cidr"),
+    help: "IPv4 loopback range never captured (default 127.0.0.1/32).")
   var ipv4LoopbackCIDR: String?
   @Option(name: .customLong("network-namespace"), help: "Network namespace to work in (name or path).")
   var networkNamespace: String?
   @Option(name: .customLong("backend"), help: "auto (default), nftables, iptables-legacy or iptables-nft.")
   var backend: String?
 
-  @Flag(name: [.customShort("n"), .customLong("dry-run")], help: "Print what would be applied and the difference.")
+  @Flag(
+    name: [.customShort("n"), .customLong("dry-run")], help: "Print what would be applied and the difference."
+  )
   var dryRun = false
   @Flag(name: .customLong("skip-rule-apply"), help: "Do not change rules (with --run-validation).")
   var skipRuleApply = false
-  @Flag(name: .customLong("run-validation"), help: "Prove that connections reach the capture ports; exit 126 if not.")
+  @Flag(
+    name: .customLong("run-validation"),
+    help: "Prove that connections reach the capture ports; exit 126 if not.")
   var runValidation = false
   @Flag(name: .customLong("redirect-dns"), help: "Redirect DNS to the agent's DNS proxy on 15053.")
   var redirectDNS = false
@@ -97,9 +126,11 @@ struct IstioIptables: ParsableCommand {
     }
     var flags: [CaptureFlag: String] = [:]
     let options: [(CaptureFlag, String?)] = [
-      (.envoyPort, envoyPort), (.inboundCapturePort, inboundCapturePort), (.inboundTunnelPort, inboundTunnelPort),
+      (.envoyPort, envoyPort), (.inboundCapturePort, inboundCapturePort),
+      (.inboundTunnelPort, inboundTunnelPort),
       (.proxyUID, proxyUID), (.proxyGID, proxyGID), (.interceptionMode, interceptionMode),
-      (.inboundPorts, inboundPorts), (.localExcludePorts, localExcludePorts), (.excludeInterfaces, excludeInterfaces),
+      (.inboundPorts, inboundPorts), (.localExcludePorts, localExcludePorts),
+      (.excludeInterfaces, excludeInterfaces),
       (.serviceCIDR, serviceCIDR), (.serviceExcludeCIDR, serviceExcludeCIDR), (.outboundPorts, outboundPorts),
       (.localOutboundPortsExclude, localOutboundPortsExclude), (.kubeVirtInterfaces, kubeVirtInterfaces),
       (.tproxyMark, tproxyMark), (.tproxyRouteTable, tproxyRouteTable), (.probePort, probePort),
@@ -108,14 +139,16 @@ struct IstioIptables: ParsableCommand {
     ]
     for case (let flag, let value?) in options { flags[flag] = value }
     let switches: [(CaptureFlag, Bool)] = [
-      (.dryRun, dryRun), (.skipRuleApply, skipRuleApply), (.runValidation, runValidation), (.redirectDNS, redirectDNS),
+      (.dryRun, dryRun), (.skipRuleApply, skipRuleApply), (.runValidation, runValidation),
+      (.redirectDNS, redirectDNS),
       (.captureAllDNS, captureAllDNS), (.dropInvalid, dropInvalid), (.dualStack, dualStack),
       (.cleanupOnly, cleanupOnly), (.forceApply, forceApply), (.nativeNftables, nativeNftables),
     ]
     for (flag, on) in switches where on { flags[flag] = "true" }
 
     guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
-      throw ValidationError("invalid value \"\(logLevel)\" for --log-level: use trace, debug, info, notice, warning or error")
+      throw ValidationError(
+        "invalid value \"\(logLevel)\" for --log-level: use trace, debug, info, notice, warning or error")
     }
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)

@@ -5,7 +5,8 @@ import ArgumentParser
 struct Pilotfish: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "pilotfish",
-    abstract: "Pilotfish: a service-mesh sidecar — traffic interception, agent, proxy and injector in one package.",
+    abstract:
+      "Pilotfish: a service-mesh sidecar — traffic interception, agent, proxy and injector in one package.",
     subcommands: [IstioIptables.self]
   )
 }

@@ -10,7 +10,8 @@ internal import Testing
   /// interface and an inbound port left alone.
   func injectorFlags(_ net: PodNetwork, backend: String) -> [String] {
     [
-      "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", net.excludedRange, "-b", "*",
+      "-p", "15001", "-z", "15006", "-u", "1337", "-m", "REDIRECT", "-i", "*", "-x", net.excludedRange, "-b",
+      "*",
       "-d", "15020", "-o", "9090", "-c", net.podLinkBName, "--dual-stack", "--backend", backend,
     ]
   }
@@ -29,9 +30,11 @@ internal import Testing
 
     // An application (uid 1000) is captured with the original destination intact.
     #expect(
-      try net.connect(from: net.pod, to: net.remoteV4, port: 8080).hasPrefix("port=15001 orig=\(net.remoteV4):8080"))
+      try net.connect(from: net.pod, to: net.remoteV4, port: 8080).hasPrefix(
+        "port=15001 orig=\(net.remoteV4):8080"))
     #expect(
-      try net.connect(from: net.pod, to: net.remoteV6, port: 8080).hasPrefix("port=15001 orig=[\(net.remoteV6)]:8080"))
+      try net.connect(from: net.pod, to: net.remoteV6, port: 8080).hasPrefix(
+        "port=15001 orig=[\(net.remoteV6)]:8080"))
     // The proxy's own uid, or its gid, goes direct.
     #expect(try net.landed(from: net.pod, uid: 1337, to: net.remoteV4, port: 8080) == 8080)
     #expect(try net.landed(from: net.pod, uid: 1337, to: net.remoteV6, port: 8080) == 8080)
@@ -42,9 +45,11 @@ internal import Testing
     #expect(try net.landed(from: net.pod, to: net.remoteLinkB, port: 8080) == 8080)
     // Inbound lands on 15006, except excluded ports (-d) and the excluded interface.
     #expect(
-      try net.connect(from: net.remote, uid: 0, to: net.podV4, port: 8080).hasPrefix("port=15006 orig=\(net.podV4):8080"))
+      try net.connect(from: net.remote, uid: 0, to: net.podV4, port: 8080).hasPrefix(
+        "port=15006 orig=\(net.podV4):8080"))
     #expect(
-      try net.connect(from: net.remote, uid: 0, to: net.podV6, port: 8080).hasPrefix("port=15006 orig=[\(net.podV6)]:8080"))
+      try net.connect(from: net.remote, uid: 0, to: net.podV6, port: 8080).hasPrefix(
+        "port=15006 orig=[\(net.podV6)]:8080"))
     #expect(try net.landed(from: net.remote, uid: 0, to: net.podV4, port: 15020) == 15020)
     #expect(try net.landed(from: net.remote, uid: 0, to: net.podLinkB, port: 8080) == 8080)
     // 15008 is never captured: nothing listens there, so the connection is refused rather than proxied.
@@ -72,7 +77,9 @@ internal import Testing
     guard Privilege.require() else { return }
     let net = try PodNetwork()
     defer { net.close() }
-    let flags = ["-i", "*", "-b", "*", "--redirect-dns", "--capture-all-dns", "--dual-stack", "--backend", backend]
+    let flags = [
+      "-i", "*", "-b", "*", "--redirect-dns", "--capture-all-dns", "--dual-stack", "--backend", backend,
+    ]
     let install = try net.interception(flags)
     #expect(install.status == 0, "install failed: \(install.stderr)")
     try net.serve(in: net.pod, tcp: [15001, 15053], udp: [15053])
@@ -91,10 +98,14 @@ internal import Testing
     let net = try PodNetwork()
     defer { net.close() }
     let before = try net.netfilterState()
-    let install = try net.interception(["-m", "TPROXY", "-b", "*", "-d", "15020", "-i", "*", "--dual-stack", "--backend", backend])
+    let install = try net.interception([
+      "-m", "TPROXY", "-b", "*", "-d", "15020", "-i", "*", "--dual-stack", "--backend", backend,
+    ])
     #expect(install.status == 0, "install failed: \(install.stderr)")
-    let rules = try net.exec(net.pod, ["ip", "rule"]).stdout + (try net.exec(net.pod, ["ip", "-6", "rule"]).stdout)
-    #expect(rules.components(separatedBy: "fwmark 0x539 lookup 133").count == 3, "policy rules missing: \(rules)")
+    let rules =
+      try net.exec(net.pod, ["ip", "rule"]).stdout + (try net.exec(net.pod, ["ip", "-6", "rule"]).stdout)
+    #expect(
+      rules.components(separatedBy: "fwmark 0x539 lookup 133").count == 3, "policy rules missing: \(rules)")
     try net.serve(in: net.pod, tcp: [15001, 15006, 8080])
     let v4 = try net.connect(from: net.remote, uid: 0, to: net.podV4, port: 8080)
     #expect(v4.hasPrefix("port=15006 orig=\(net.podV4):8080 peer=\(net.remoteV4):"), "\(v4)")
@@ -116,7 +127,8 @@ internal import Testing
     #expect(install.stderr.contains("validation passed: outbound IPv4"))
     #expect(install.stderr.contains("validation passed: outbound IPv6"))
     #expect(try net.interception(["--cleanup-only"]).status == 0)
-    let without = try net.interception(flags + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "500ms"])
+    let without = try net.interception(
+      flags + ["--run-validation", "--skip-rule-apply", "--probe-timeout", "500ms"])
     #expect(without.status == 126)
     #expect(without.stderr.contains("validation failed"))
   }
@@ -157,21 +169,31 @@ internal import Testing
     let badMode = try net.interception(["-m", "BOGUS"])
     #expect(badMode.status == 1)
     #expect(badMode.stderr.contains("-m/--istio-inbound-interception-mode"))
-    let badPorts = try net.exec(net.pod, ["env", "ISTIO_INBOUND_PORTS=80,x", PodNetwork.pilotfish, "istio-iptables"])
+    let badPorts = try net.exec(
+      net.pod, ["env", "ISTIO_INBOUND_PORTS=80,x", PodNetwork.pilotfish, "istio-iptables"])
     #expect(badPorts.status == 1)
     #expect(badPorts.stderr.contains("ISTIO_INBOUND_PORTS (environment"))
     // Without CAP_NET_ADMIN: one line that says what is missing.
     let unprivileged = try net.exec(
-      net.pod, ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", PodNetwork.pilotfish, "istio-iptables", "-i", "*"])
+      net.pod,
+      [
+        "setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", PodNetwork.pilotfish,
+        "istio-iptables", "-i", "*",
+      ])
     #expect(unprivileged.status == 1)
     #expect(unprivileged.stderr.contains("needs CAP_NET_ADMIN"))
     #expect(try net.netfilterState() == before)
     // A dry run needs no privilege and prints the payload.
     let dry = try net.exec(
       net.pod,
-      ["setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", PodNetwork.pilotfish, "istio-iptables", "-i", "*", "-n"])
+      [
+        "setpriv", "--reuid", "1000", "--regid", "1000", "--clear-groups", PodNetwork.pilotfish,
+        "istio-iptables", "-i", "*", "-n",
+      ])
     #expect(dry.status == 0)
-    #expect(dry.stdout.contains("add rule inet pilotfish-nat istio-redirect meta l4proto tcp counter redirect to :15001"))
+    #expect(
+      dry.stdout.contains(
+        "add rule inet pilotfish-nat istio-redirect meta l4proto tcp counter redirect to :15001"))
   }
 
   @Test func ipv6DisabledKernelInstallsIPv4Only() throws {
@@ -198,7 +220,8 @@ internal import Testing
     #expect(try PodNetwork.run("/usr/sbin/nft", ["list", "tables"]).stdout == hostBefore)
     try net.serve(in: net.pod, tcp: [15001])
     #expect(try net.landed(from: net.pod, to: net.remoteV4, port: 8080) == 15001)
-    let missing = try PodNetwork.run(PodNetwork.pilotfish, ["istio-iptables", "--network-namespace", "pf-no-such-ns"])
+    let missing = try PodNetwork.run(
+      PodNetwork.pilotfish, ["istio-iptables", "--network-namespace", "pf-no-such-ns"])
     #expect(missing.status == 1)
     #expect(missing.stderr.contains("for --network-namespace: /var/run/netns/pf-no-such-ns"))
   }

@@ -29,7 +29,8 @@ final class PodNetwork {
 
   static var pilotfish: String {
     if let path = ProcessInfo.processInfo.environment["PILOTFISH_BIN"] { return path }
-    let directory = Bundle.main.bundleURL.path.hasSuffix(".xctest")
+    let directory =
+      Bundle.main.bundleURL.path.hasSuffix(".xctest")
       ? Bundle.main.bundleURL.deletingLastPathComponent() : Bundle.main.bundleURL
     return directory.appendingPathComponent("pilotfish").path
   }
@@ -37,7 +38,8 @@ final class PodNetwork {
   static let echo = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .appendingPathComponent("Helpers/capture_echo.py").path
   /// The system interpreter: other uids cannot read a per-user installation under /root.
-  static let python = FileManager.default.fileExists(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
+  static let python =
+    FileManager.default.fileExists(atPath: "/usr/bin/python3") ? "/usr/bin/python3" : "python3"
 
   init(ipv6: Bool = true) throws {
     subnet = Int.random(in: 1...250)
@@ -77,7 +79,8 @@ final class PodNetwork {
     for server in servers where server.isRunning { kill(server.processIdentifier, SIGKILL) }
     for server in servers { server.waitUntilExit() }
     servers = []
-    _ = try? Self.run("/bin/sh", ["-c", "ip netns del \(pod) 2>/dev/null; ip netns del \(remote) 2>/dev/null; true"])
+    _ = try? Self.run(
+      "/bin/sh", ["-c", "ip netns del \(pod) 2>/dev/null; ip netns del \(remote) 2>/dev/null; true"])
   }
 
   deinit { close() }
@@ -121,19 +124,23 @@ final class PodNetwork {
     process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
     process.arguments = [
       "netns", "exec", namespace, Self.python, Self.echo, "serve", "--seconds", "120",
-      "--tcp", tcp.map(String.init).joined(separator: ","), "--udp", udp.map(String.init).joined(separator: ","),
+      "--tcp", tcp.map(String.init).joined(separator: ","), "--udp",
+      udp.map(String.init).joined(separator: ","),
     ]
     let out = Pipe()
     process.standardOutput = out
     try process.run()
     servers.append(process)
     let line = out.fileHandleForReading.availableLine()
-    guard line == "ready" else { throw SetupError(description: "echo server in \(namespace) did not start: \(line)") }
+    guard line == "ready" else {
+      throw SetupError(description: "echo server in \(namespace) did not start: \(line)")
+    }
   }
 
   /// Connects from `namespace` as uid/gid and returns the server's line ("port=15001 orig=...") or "error: ...".
   func connect(
-    from namespace: String, uid: UInt32 = 1000, gid: UInt32? = nil, to host: String, port: Int, udp: Bool = false
+    from namespace: String, uid: UInt32 = 1000, gid: UInt32? = nil, to host: String, port: Int,
+    udp: Bool = false
   ) throws -> String {
     var arguments = [
       "setpriv", "--reuid", "\(uid)", "--regid", "\(gid ?? uid)", "--clear-groups", Self.python, Self.echo,
@@ -145,7 +152,8 @@ final class PodNetwork {
 
   /// The listener port a connection landed on, or nil for an error.
   func landed(
-    from namespace: String, uid: UInt32 = 1000, gid: UInt32? = nil, to host: String, port: Int, udp: Bool = false
+    from namespace: String, uid: UInt32 = 1000, gid: UInt32? = nil, to host: String, port: Int,
+    udp: Bool = false
   ) throws -> Int? {
     let line = try connect(from: namespace, uid: uid, gid: gid, to: host, port: port, udp: udp)
     guard line.hasPrefix("port=") else { return nil }
@@ -158,16 +166,21 @@ final class PodNetwork {
     var state = ""
     for command in [
       ["nft", "list", "ruleset"], ["iptables-legacy-save"], ["ip6tables-legacy-save"], ["ip", "-4", "rule"],
-      ["ip", "-6", "rule"], ["ip", "-4", "route", "show", "table", "all"], ["ip", "-6", "addr", "show", "dev", "lo"],
+      ["ip", "-6", "rule"], ["ip", "-4", "route", "show", "table", "all"],
+      ["ip", "-6", "addr", "show", "dev", "lo"],
     ] {
       let output = try exec(pod, command).stdout
       for line in output.split(separator: "\n") {
         // Empty built-in tables and chains that a listing instantiates are not state.
-        if line.hasPrefix("#") || line.hasPrefix("*") || line.hasPrefix(":") && line.contains("ACCEPT") || line == "COMMIT" {
+        if line.hasPrefix("#") || line.hasPrefix("*") || line.hasPrefix(":") && line.contains("ACCEPT")
+          || line == "COMMIT"
+        {
           continue
         }
         if line.contains("valid_lft") { continue }
-        state += line.replacingOccurrences(of: #"packets \d+ bytes \d+"#, with: "", options: .regularExpression) + "\n"
+        state +=
+          line.replacingOccurrences(of: #"packets \d+ bytes \d+"#, with: "", options: .regularExpression)
+          + "\n"
       }
     }
     return state
@@ -197,7 +210,9 @@ enum Privilege {
   static func require(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
     if getuid() == 0 { return true }
     if mandatory {
-      Issue.record("needs root (network namespaces); CI=true makes privileged tests mandatory", sourceLocation: sourceLocation)
+      Issue.record(
+        "needs root (network namespaces); CI=true makes privileged tests mandatory",
+        sourceLocation: sourceLocation)
     }
     return false
   }

@@ -1,5 +1,6 @@
-@testable internal import Interception
 internal import Testing
+
+@testable internal import Interception
 
 /// Flag and environment resolution: Istio's precedence and defaults, and one precise error per bad input.
 @Suite struct CaptureSettingsTests {
@@ -55,29 +56,56 @@ internal import Testing
   }
 
   @Test(arguments: [
-    ([CaptureFlag.serviceExcludeCIDR: "10.0.0.0/33"], [String: String](),
-     "invalid value \"10.0.0.0/33\" for -x/--istio-service-exclude-cidr: \"10.0.0.0/33\" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)"),
-    ([.serviceCIDR: "10.0.0.0/8,bogus"], [:],
-     "invalid value \"10.0.0.0/8,bogus\" for -i/--istio-service-cidr: \"bogus\" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)"),
-    ([.interceptionMode: "TPROXYY"], [:],
-     "invalid value \"TPROXYY\" for -m/--istio-inbound-interception-mode: unknown interception mode; use REDIRECT or TPROXY"),
-    ([.inboundPorts: "80,,90"], [:],
-     "invalid value \"80,,90\" for -b/--istio-inbound-ports: \"\" is not a port number (1-65535)"),
-    ([:], ["ISTIO_LOCAL_EXCLUDE_PORTS": "15090,70000"],
-     "invalid value \"15090,70000\" for ISTIO_LOCAL_EXCLUDE_PORTS (environment, for --istio-local-exclude-ports): \"70000\" is not a port number (1-65535)"),
+    (
+      [CaptureFlag.serviceExcludeCIDR: "10.0.0.0/33"], [String: String](),
+      "invalid value \"10.0.0.0/33\" for -x/--istio-service-exclude-cidr: \"10.0.0.0/33\" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)"
+    ),
+    (
+      [.serviceCIDR: "10.0.0.0/8,bogus"], [:],
+      "invalid value \"10.0.0.0/8,bogus\" for -i/--istio-service-cidr: \"bogus\" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)"
+    ),
+    (
+      [.interceptionMode: "TPROXYY"], [:],
+      "invalid value \"TPROXYY\" for -m/--istio-inbound-interception-mode: unknown interception mode; use REDIRECT or TPROXY"
+    ),
+    (
+      [.inboundPorts: "80,,90"], [:],
+      "invalid value \"80,,90\" for -b/--istio-inbound-ports: \"\" is not a port number (1-65535)"
+    ),
+    (
+      [:], ["ISTIO_LOCAL_EXCLUDE_PORTS": "15090,70000"],
+      "invalid value \"15090,70000\" for ISTIO_LOCAL_EXCLUDE_PORTS (environment, for --istio-local-exclude-ports): \"70000\" is not a port number (1-65535)"
+    ),
     ([.envoyPort: "0"], [:], "invalid value \"0\" for -p/--envoy-port: not a port number (1-65535)"),
-    ([.serviceExcludeCIDR: "*"], [:],
-     "invalid value \"*\" for -x/--istio-service-exclude-cidr: '*' cannot be excluded; leave -i empty to capture nothing"),
-    ([.backend: "ebpf"], [:], "invalid value \"ebpf\" for --backend: use auto, nftables, iptables-legacy or iptables-nft"),
-    ([.proxyUID: "1337,abc"], [:], "invalid value \"1337,abc\" for -u/--proxy-uid: \"abc\" is not a numeric id"),
-    ([.excludeInterfaces: "eth0,bad name"], [:],
-     "invalid value \"eth0,bad name\" for -c/--istio-exclude-interfaces: \"bad name\" is not an interface name"),
-    ([.tproxyRouteTable: "254"], [:],
-     "invalid value \"254\" for -r/--istio-inbound-tproxy-route-table: tables 0, 253 (default), 254 (main) and 255 (local) are reserved"),
-    ([.ipv4LoopbackCIDR: "10.0.0.0/8"], [:],
-     "invalid value \"10.0.0.0/8\" for --ipv4-loopback-cidr: must be an IPv4 range inside 127.0.0.0/8"),
+    (
+      [.serviceExcludeCIDR: "*"], [:],
+      "invalid value \"*\" for -x/--istio-service-exclude-cidr: '*' cannot be excluded; leave -i empty to capture nothing"
+    ),
+    (
+      [.backend: "ebpf"], [:],
+      "invalid value \"ebpf\" for --backend: use auto, nftables, iptables-legacy or iptables-nft"
+    ),
+    (
+      [.proxyUID: "1337,abc"], [:],
+      "invalid value \"1337,abc\" for -u/--proxy-uid: \"abc\" is not a numeric id"
+    ),
+    (
+      [.excludeInterfaces: "eth0,bad name"], [:],
+      "invalid value \"eth0,bad name\" for -c/--istio-exclude-interfaces: \"bad name\" is not an interface name"
+    ),
+    (
+      [.tproxyRouteTable: "254"], [:],
+      "invalid value \"254\" for -r/--istio-inbound-tproxy-route-table: tables 0, 253 (default), 254 (main) and 255 (local) are reserved"
+    ),
+    (
+      [.ipv4LoopbackCIDR: "10.0.0.0/8"], [:],
+      "invalid value \"10.0.0.0/8\" for --ipv4-loopback-cidr: must be an IPv4 range inside 127.0.0.0/8"
+    ),
     ([.dryRun: "maybe"], [:], "invalid value \"maybe\" for -n/--dry-run: expected true or false"),
-    ([.probeTimeout: "soon"], [:], "invalid value \"soon\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"),
+    (
+      [.probeTimeout: "soon"], [:],
+      "invalid value \"soon\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"
+    ),
   ])
   func badInputNamesTheFlagAndValue(flags: [CaptureFlag: String], env: [String: String], message: String) {
     #expect(throws: InterceptionError(.invalidArgument, message)) {
@@ -96,7 +124,8 @@ internal import Testing
   }
 
   @Test func resolvConfNameservers() {
-    let servers = HostFacts.nameservers(in: "search svc.cluster.local\nnameserver 10.96.0.10\nnameserver fd00::a\n# x\n")
+    let servers = HostFacts.nameservers(
+      in: "search svc.cluster.local\nnameserver 10.96.0.10\nnameserver fd00::a\n# x\n")
     #expect(servers == [CIDR("10.96.0.10")!, CIDR("fd00::a")!])
   }
 }

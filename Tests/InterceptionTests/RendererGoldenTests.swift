@@ -1,6 +1,7 @@
 internal import Foundation
-@testable internal import Interception
 internal import Testing
+
+@testable internal import Interception
 
 /// Golden outputs of both renderers for representative istio-iptables flag sets: what `--dry-run` prints
 /// and what is applied on a clean namespace. Regenerate with PILOTFISH_UPDATE_GOLDEN=1 after a deliberate
@@ -24,7 +25,8 @@ internal import Testing
     Case(
       name: "tproxy-dns-dual-stack",
       flags: [
-        .interceptionMode: "TPROXY", .inboundPorts: "*", .serviceCIDR: "9.9.0.0/16", .serviceExcludeCIDR: "1.1.0.0/16",
+        .interceptionMode: "TPROXY", .inboundPorts: "*", .serviceCIDR: "9.9.0.0/16",
+        .serviceExcludeCIDR: "1.1.0.0/16",
         .excludeInterfaces: "not-istio-nic", .redirectDNS: "true", .dualStack: "true",
       ],
       host: HostFacts(kernelIPv6: true, addresses: [], nameservers: [CIDR("127.0.0.53")!], hasNetAdmin: true)),
@@ -32,12 +34,14 @@ internal import Testing
     Case(
       name: "ports-owner-groups-drop-invalid",
       flags: [
-        .inboundPorts: "32000,31000", .serviceCIDR: "*", .outboundPorts: "8080", .localOutboundPortsExclude: "5432",
+        .inboundPorts: "32000,31000", .serviceCIDR: "*", .outboundPorts: "8080",
+        .localOutboundPortsExclude: "5432",
         .ownerGroupsExclude: "1234,5678", .dropInvalid: "true",
       ]),
     Case(name: "empty", flags: [:]),
     Case(
-      name: "capture-all-dns-uid-gid", flags: [.proxyUID: "3,4", .proxyGID: "1,2", .redirectDNS: "true", .captureAllDNS: "true"]),
+      name: "capture-all-dns-uid-gid",
+      flags: [.proxyUID: "3,4", .proxyGID: "1,2", .redirectDNS: "true", .captureAllDNS: "true"]),
     Case(name: "loopback-include", flags: [.serviceCIDR: "127.0.0.0/8", .ipv4LoopbackCIDR: "127.0.0.1/8"]),
     Case(
       name: "tproxy-port-list-ipv6-disabled",
@@ -48,7 +52,8 @@ internal import Testing
   static func render(_ c: Case) throws -> String {
     let settings = try CaptureSettings.resolve(flags: c.flags, environment: [:], host: c.host)
     let ruleset = RuleBuilder.build(settings.config)
-    var out = "# flags: " + c.flags.map { "--\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " ") + "\n"
+    var out =
+      "# flags: " + c.flags.map { "--\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " ") + "\n"
     for notice in settings.notices { out += "# notice: \(notice)\n" }
     for family in ruleset.families {
       out += "# iptables-restore --noflush (\(family))\n" + IptablesRenderer.payload(ruleset, family: family)
@@ -106,7 +111,8 @@ internal import Testing
 
   /// KubeVirt interfaces: inserted PREROUTING rules end up in Istio's order (last inserted first).
   @Test func kubeVirtInsertsEndUpInIstioOrder() throws {
-    let settings = try CaptureSettings.resolve(flags: Self.cases[3].flags, environment: [:], host: Self.cases[0].host)
+    let settings = try CaptureSettings.resolve(
+      flags: Self.cases[3].flags, environment: [:], host: Self.cases[0].host)
     let order = RuleBuilder.build(settings.config).finalOrder(table: .nat, chain: .prerouting, family: .v4)
       .map { IptablesRenderer.body(of: $0) }
     #expect(
@@ -117,11 +123,14 @@ internal import Testing
   }
 
   @Test func ruleIdsAreStableAndDistinct() throws {
-    let settings = try CaptureSettings.resolve(flags: Self.cases[2].flags, environment: [:], host: Self.cases[2].host)
+    let settings = try CaptureSettings.resolve(
+      flags: Self.cases[2].flags, environment: [:], host: Self.cases[2].host)
     let ruleset = RuleBuilder.build(settings.config)
     let ids = ruleset.rules.map(RuleIdentity.id(of:))
     #expect(Set(ids).count == ids.count)
     #expect(ids.allSatisfy { $0.hasPrefix("pf:") && $0.count == 11 })
-    #expect(RuleIdentity.id(of: ruleset.rules[0]) == RuleIdentity.id(of: RuleBuilder.build(settings.config).rules[0]))
+    #expect(
+      RuleIdentity.id(of: ruleset.rules[0])
+        == RuleIdentity.id(of: RuleBuilder.build(settings.config).rules[0]))
   }
 }

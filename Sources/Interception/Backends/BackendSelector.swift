@@ -37,7 +37,8 @@ package struct BackendSelector: Sendable {
     }
     let legacyProblem = legacyNATProblem()
     if legacyProblem == nil {
-      return Decision(backend: .iptablesLegacy, reason: "nf_tables NAT is unavailable (\(nftProblem!)); x_tables NAT works")
+      return Decision(
+        backend: .iptablesLegacy, reason: "nf_tables NAT is unavailable (\(nftProblem!)); x_tables NAT works")
     }
     throw InterceptionError(
       .unsupported,
@@ -70,7 +71,9 @@ package struct BackendSelector: Sendable {
   func iptablesNftIstioChains(_ tables: [String]) -> String? {
     for table in tables where table.hasPrefix("ip ") || table.hasPrefix("ip6 ") {
       guard ["nat", "mangle", "raw"].contains(table.split(separator: " ").last ?? "") else { continue }
-      if let chains = try? NftContext.chains(of: table), chains.contains(where: { $0.chain.hasPrefix("ISTIO_") }) {
+      if let chains = try? NftContext.chains(of: table),
+        chains.contains(where: { $0.chain.hasPrefix("ISTIO_") })
+      {
         return "iptables-nft already holds ISTIO_* chains (table \(table))"
       }
     }

@@ -35,7 +35,9 @@ enum Command {
     // Read stderr concurrently with stdout, so neither pipe can fill up and stall the child.
     nonisolated(unsafe) var errorData = Data()
     let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { errorData = stderr.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: group) {
+      errorData = stderr.fileHandleForReading.readDataToEndOfFile()
+    }
     let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
     group.wait()
     process.waitUntilExit()

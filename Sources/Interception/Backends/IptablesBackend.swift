@@ -50,10 +50,7 @@ package struct IptablesBackend: InterceptionBackend {
 
   func snapshot(_ family: IPFamily) throws(InterceptionError) -> Snapshot {
     let name = tool(family, "save")
-    guard let path = Command.find(name) else {
-      throw InterceptionError(
-        .unsupported, "\(name) not found in PATH: install the iptables package or choose --backend nftables")
-    }
+    let path = try locate(name)
     let result: Command.Result
     do {
       result = try Command.run(path, [])
@@ -115,9 +112,12 @@ package struct IptablesBackend: InterceptionBackend {
     var desired = InstalledState()
     for family in ruleset.families {
       for table in ruleset.tables(for: family) {
-        for chain in ruleset.builtinChains(in: table, family: family) + ruleset.customChains(in: table, family: family) {
+        for chain in ruleset.builtinChains(in: table, family: family)
+          + ruleset.customChains(in: table, family: family)
+        {
           let rules = ruleset.finalOrder(table: table, chain: chain, family: family)
-          desired.chains[ChainKey(family: family, table: table, chain: chain)] = rules.map(RuleIdentity.id(of:))
+          desired.chains[ChainKey(family: family, table: table, chain: chain)] = rules.map(
+            RuleIdentity.id(of:))
           for rule in rules { desired.text[RuleIdentity.id(of: rule)] = IptablesRenderer.line(rule) }
         }
       }
@@ -143,13 +143,16 @@ package struct IptablesBackend: InterceptionBackend {
 
   /// The restore payload that replaces what `snap` shows of Pilotfish with `ruleset`, table by table.
   static func replacement(_ ruleset: Ruleset, family: IPFamily, replacing snap: Snapshot) -> String {
-    let tables = Set(ruleset.tables(for: family)).union(snap.chains.keys).union(snap.builtinLines.keys).sorted()
+    let tables = Set(ruleset.tables(for: family)).union(snap.chains.keys).union(snap.builtinLines.keys)
+      .sorted()
     var out = ""
     for table in tables {
       let wanted = ruleset.customChains(in: table, family: family)
       let existing = snap.chains[table] ?? []
       out += "*\(table.rawValue)\n"
-      for chain in wanted + existing.filter({ !wanted.contains($0) }) { out += ":\(chain.iptablesName) - [0:0]\n" }
+      for chain in wanted + existing.filter({ !wanted.contains($0) }) {
+        out += ":\(chain.iptablesName) - [0:0]\n"
+      }
       for line in snap.builtinLines[table] ?? [] { out += "-D" + line.dropFirst(2) + "\n" }
       for rule in ruleset.rules where rule.table == table && rule.applies(to: family) {
         out += IptablesRenderer.line(rule) + "\n"
@@ -206,10 +209,7 @@ package struct IptablesBackend: InterceptionBackend {
 
   private func restore(_ family: IPFamily, _ payload: String, arguments: [String]) throws(InterceptionError) {
     let name = tool(family, "restore")
-    guard let path = Command.find(name) else {
-      throw InterceptionError(
-        .unsupported, "\(name) not found in PATH: install the iptables package or choose --backend nftables")
-    }
+    let path = try locate(name)
     let result: Command.Result
     do {
       result = try Command.run(path, ["--wait", "5"] + arguments, input: payload)
@@ -221,6 +221,15 @@ package struct IptablesBackend: InterceptionBackend {
       throw InterceptionError(
         .applyFailed, "\(name) rejected the rules\(testing): \(Self.explain(result.error))")
     }
+  }
+
+  /// The path of an iptables tool, or an error saying how to get it.
+  private func locate(_ name: String) throws(InterceptionError) -> String {
+    guard let path = Command.find(name) else {
+      throw InterceptionError(
+        .unsupported, "\(name) not found in PATH: install the iptables package or choose --backend nftables")
+    }
+    return path
   }
 
   static func firstLine(_ text: String) -> String {

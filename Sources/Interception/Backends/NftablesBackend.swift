@@ -24,7 +24,8 @@ package struct NftablesBackend: InterceptionBackend {
         listing = try NftContext.chains(of: "inet \(table.nftName)")
       } catch {
         throw InterceptionError(
-          .stateUnreadable, "cannot list nftables table inet \(table.nftName): \(Self.explain(error.message))")
+          .stateUnreadable, "cannot list nftables table inet \(table.nftName): \(Self.explain(error.message))"
+        )
       }
       for (chainName, rules) in listing {
         guard let chain = Chain.allCases.first(where: { $0.nftName == chainName }) else { continue }
@@ -57,7 +58,8 @@ package struct NftablesBackend: InterceptionBackend {
       }
     }
     return ApplyPlan(
-      backend: kind, payloads: [("nft transaction (libnftables, one atomic batch)", NftRenderer.transaction(ruleset))],
+      backend: kind,
+      payloads: [("nft transaction (libnftables, one atomic batch)", NftRenderer.transaction(ruleset))],
       desired: desired, current: current, currentUnreadableReason: reason)
   }
 
@@ -67,7 +69,8 @@ package struct NftablesBackend: InterceptionBackend {
         _ = try NftContext.run(text)
       } catch {
         throw InterceptionError(
-          .applyFailed, "nftables rejected the transaction; nothing was changed: \(Self.explain(error.message))")
+          .applyFailed,
+          "nftables rejected the transaction; nothing was changed: \(Self.explain(error.message))")
       }
     }
   }
@@ -93,7 +96,9 @@ package struct NftablesBackend: InterceptionBackend {
     if message.contains("Operation not permitted") {
       return "\(line) — the process lacks CAP_NET_ADMIN in this network namespace"
     }
-    if message.contains("Protocol not supported") || message.contains("No such file or directory") && message.contains("nat") {
+    if message.contains("Protocol not supported")
+      || message.contains("No such file or directory") && message.contains("nat")
+    {
       return "\(line) — the kernel lacks nf_tables NAT support (modules nf_tables, nft_nat, nft_redir)"
     }
     return line.isEmpty ? "unknown libnftables error" : message

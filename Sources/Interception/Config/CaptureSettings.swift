@@ -44,7 +44,8 @@ package struct CaptureSettings: Sendable {
     switch mode.uppercased() {
     case "", "REDIRECT": c.inboundMode = .redirect
     case "TPROXY": c.inboundMode = .tproxy
-    default: throw reader.invalid(.interceptionMode, mode, "unknown interception mode; use REDIRECT or TPROXY")
+    default:
+      throw reader.invalid(.interceptionMode, mode, "unknown interception mode; use REDIRECT or TPROXY")
     }
 
     let inbound = try reader.string(.inboundPorts) ?? ""
@@ -65,7 +66,8 @@ package struct CaptureSettings: Sendable {
     }
     let exclude = try reader.string(.serviceExcludeCIDR) ?? ""
     if exclude.trimmingSpaces == "*" {
-      throw reader.invalid(.serviceExcludeCIDR, exclude, "'*' cannot be excluded; leave -i empty to capture nothing")
+      throw reader.invalid(
+        .serviceExcludeCIDR, exclude, "'*' cannot be excluded; leave -i empty to capture nothing")
     }
     c.outboundExcludeRanges = try reader.cidrList(.serviceExcludeCIDR, exclude)
     c.outboundIncludePorts = try reader.portList(.outboundPorts)
@@ -76,7 +78,8 @@ package struct CaptureSettings: Sendable {
     c.tproxyRouteTable = try reader.number(.tproxyRouteTable) ?? 133
     if [0, 253, 254, 255].contains(c.tproxyRouteTable) {
       throw reader.invalid(
-        .tproxyRouteTable, String(c.tproxyRouteTable), "tables 0, 253 (default), 254 (main) and 255 (local) are reserved")
+        .tproxyRouteTable, String(c.tproxyRouteTable),
+        "tables 0, 253 (default), 254 (main) and 255 (local) are reserved")
     }
 
     c.redirectDNS = try reader.bool(.redirectDNS)
@@ -88,14 +91,16 @@ package struct CaptureSettings: Sendable {
     if groups.trimmingSpaces != "*" && !groups.trimmingSpaces.isEmpty {
       if !groupsExclude.trimmingSpaces.isEmpty {
         throw reader.invalid(
-          .ownerGroupsExclude, groupsExclude, "only one of ISTIO_OUTBOUND_OWNER_GROUPS and *_EXCLUDE may be set")
+          .ownerGroupsExclude, groupsExclude,
+          "only one of ISTIO_OUTBOUND_OWNER_GROUPS and *_EXCLUDE may be set")
       }
       c.ownerGroupsInclude = try reader.groups(.ownerGroups, groups)
     }
     c.ownerGroupsExclude = try reader.groups(.ownerGroupsExclude, groupsExclude)
 
     if let loopback = try reader.string(.ipv4LoopbackCIDR), !loopback.trimmingSpaces.isEmpty {
-      guard let cidr = CIDR(loopback.trimmingSpaces), cidr.family == .v4, CIDR("127.0.0.0/8")!.contains(cidr) else {
+      guard let cidr = CIDR(loopback.trimmingSpaces), cidr.family == .v4, CIDR("127.0.0.0/8")!.contains(cidr)
+      else {
         throw reader.invalid(.ipv4LoopbackCIDR, loopback, "must be an IPv4 range inside 127.0.0.0/8")
       }
       c.ipv4LoopbackRange = cidr
@@ -169,7 +174,8 @@ private struct Reader {
   }
 
   func invalid(_ flag: CaptureFlag, _ value: String, _ reason: String) -> InterceptionError {
-    InterceptionError(.invalidArgument, "invalid value \"\(value)\" for \(source[flag] ?? flag.flagName): \(reason)")
+    InterceptionError(
+      .invalidArgument, "invalid value \"\(value)\" for \(source[flag] ?? flag.flagName): \(reason)")
   }
 
   mutating func bool(_ flag: CaptureFlag) throws(InterceptionError) -> Bool {

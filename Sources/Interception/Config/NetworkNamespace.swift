@@ -13,7 +13,8 @@ package enum NetworkNamespace {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else {
       let reason = String(cString: strerror(errno))
-      throw InterceptionError(.invalidArgument, "invalid value \"\(name)\" for --network-namespace: \(path): \(reason)")
+      throw InterceptionError(
+        .invalidArgument, "invalid value \"\(name)\" for --network-namespace: \(path): \(reason)")
     }
     defer { close(fd) }
     guard pf_setns_net(fd) == 0 else {

@@ -38,7 +38,9 @@ package enum RuleBuilder {
     // 4-6. The tunnel port passes; the two redirect chains.
     if !tproxy || captureInbound {
       r.append(
-        Rule(inboundTable, .inbound, [.l4(.tcp), .destinationPorts(.tcp, [c.inboundTunnelPort], negated: false)],
+        Rule(
+          inboundTable, .inbound,
+          [.l4(.tcp), .destinationPorts(.tcp, [c.inboundTunnelPort], negated: false)],
           .return))
     }
     r.append(Rule(.nat, .redirect, [.l4(.tcp)], .redirect(toPort: c.proxyPort)))
@@ -51,7 +53,8 @@ package enum RuleBuilder {
         r.append(Rule(.mangle, .divert, [], .accept))
         for family in c.families {
           r.append(
-            Rule(.mangle, .tproxy, [.destination(c.loopback(family), negated: true), .l4(.tcp)],
+            Rule(
+              .mangle, .tproxy, [.destination(c.loopback(family), negated: true), .l4(.tcp)],
               .tproxy(toPort: c.inboundCapturePort, mark: c.tproxyMark)))
         }
       }
@@ -60,7 +63,8 @@ package enum RuleBuilder {
         let portMatch: [Match] = ports.isEmpty ? [] : [.destinationPorts(.tcp, ports, negated: false)]
         if tproxy {
           r.append(
-            Rule(.mangle, .inbound, [.l4(.tcp)] + portMatch + [.conntrackState(["RELATED", "ESTABLISHED"])],
+            Rule(
+              .mangle, .inbound, [.l4(.tcp)] + portMatch + [.conntrackState(["RELATED", "ESTABLISHED"])],
               .jump(.divert)))
           r.append(Rule(.mangle, .inbound, [.l4(.tcp)] + portMatch, .jump(.tproxy)))
         } else {
@@ -72,7 +76,8 @@ package enum RuleBuilder {
       case .all:
         for port in c.inboundExcludePorts {
           r.append(
-            Rule(inboundTable, .inbound, [.l4(.tcp), .destinationPorts(.tcp, [port], negated: false)], .return))
+            Rule(
+              inboundTable, .inbound, [.l4(.tcp), .destinationPorts(.tcp, [port], negated: false)], .return))
         }
         capture([])
       case .ports(let ports):
@@ -92,7 +97,8 @@ package enum RuleBuilder {
     for family in c.families {
       let passthrough: CIDR = family == .v4 ? .ipv4Passthrough : .ipv6Passthrough
       r.append(
-        Rule(.nat, .outputChain, [.outInterface("lo", negated: false), .source(passthrough, negated: false)],
+        Rule(
+          .nat, .outputChain, [.outInterface("lo", negated: false), .source(passthrough, negated: false)],
           .return))
     }
     // 11-12. The proxy's own traffic: calls to its own pod IP over lo are inbound; the rest passes.
@@ -101,7 +107,8 @@ package enum RuleBuilder {
       let exemptPorts: [UInt16] = dns && isUID ? [53, c.inboundTunnelPort] : [c.inboundTunnelPort]
       for family in c.families {
         r.append(
-          Rule(.nat, .outputChain,
+          Rule(
+            .nat, .outputChain,
             [
               .outInterface("lo", negated: false), .destination(c.loopback(family), negated: true), .l4(.tcp),
               .destinationPorts(.tcp, exemptPorts, negated: true), owner(id, uid: isUID),
@@ -110,14 +117,16 @@ package enum RuleBuilder {
       if !c.includesLoopbackRange {
         if dns {
           r.append(
-            Rule(.nat, .outputChain,
+            Rule(
+              .nat, .outputChain,
               [
                 .outInterface("lo", negated: false), .l4(.tcp), .destinationPorts(.tcp, [53], negated: true),
                 owner(id, uid: isUID, negated: true),
               ], .return))
         } else {
           r.append(
-            Rule(.nat, .outputChain,
+            Rule(
+              .nat, .outputChain,
               [.outInterface("lo", negated: false), owner(id, uid: isUID, negated: true)], .return))
         }
       }
@@ -141,27 +150,34 @@ package enum RuleBuilder {
       r.append(Rule(.nat, .outputChain, [], .jump(.outputDNS)))
       for server in servers {
         r.append(
-          Rule(.nat, .outputDNS,
+          Rule(
+            .nat, .outputDNS,
             [.l4(.tcp), .destinationPorts(.tcp, [53], negated: false)] + serverMatch(server),
             .redirect(toPort: c.dnsCapturePort)))
       }
       for (id, isUID) in owners {
         r.append(
-          Rule(.nat, .outputDNS, [.l4(.udp), .destinationPorts(.udp, [53], negated: false), owner(id, uid: isUID)],
+          Rule(
+            .nat, .outputDNS,
+            [.l4(.udp), .destinationPorts(.udp, [53], negated: false), owner(id, uid: isUID)],
             .return))
       }
       for server in servers {
         r.append(
-          Rule(.nat, .outputDNS,
+          Rule(
+            .nat, .outputDNS,
             [.l4(.udp), .destinationPorts(.udp, [53], negated: false)] + serverMatch(server),
             .redirect(toPort: c.dnsCapturePort)))
       }
       for (id, isUID) in owners {
         r.append(
-          Rule(.raw, .outputDNS, [.l4(.udp), .destinationPorts(.udp, [53], negated: false), owner(id, uid: isUID)],
+          Rule(
+            .raw, .outputDNS,
+            [.l4(.udp), .destinationPorts(.udp, [53], negated: false), owner(id, uid: isUID)],
             .conntrackZone(1)))
         r.append(
-          Rule(.raw, .outputDNS, [.l4(.udp), .sourcePort(.udp, c.dnsCapturePort), owner(id, uid: isUID)],
+          Rule(
+            .raw, .outputDNS, [.l4(.udp), .sourcePort(.udp, c.dnsCapturePort), owner(id, uid: isUID)],
             .conntrackZone(2)))
       }
       let dnsFamilies =
@@ -171,11 +187,13 @@ package enum RuleBuilder {
       }
       for server in servers {
         r.append(
-          Rule(.raw, .outputDNS,
+          Rule(
+            .raw, .outputDNS,
             [.l4(.udp), .destinationPorts(.udp, [53], negated: false)] + serverMatch(server),
             .conntrackZone(2)))
         r.append(
-          Rule(.raw, .inbound, [.l4(.udp), .sourcePort(.udp, 53)] + serverMatch(server, source: true),
+          Rule(
+            .raw, .inbound, [.l4(.udp), .sourcePort(.udp, 53)] + serverMatch(server, source: true),
             .conntrackZone(1)))
       }
     }
@@ -189,7 +207,8 @@ package enum RuleBuilder {
     // 16. Ports that are always captured.
     for port in c.outboundIncludePorts {
       r.append(
-        Rule(.nat, .outputChain, [.l4(.tcp), .destinationPorts(.tcp, [port], negated: false)], .jump(.redirect)))
+        Rule(
+          .nat, .outputChain, [.l4(.tcp), .destinationPorts(.tcp, [port], negated: false)], .jump(.redirect)))
     }
     // 17. Outbound include ranges.
     switch c.outboundRanges {
@@ -203,7 +222,8 @@ package enum RuleBuilder {
       for range in ranges {
         for nic in c.kubeVirtInterfaces {
           r.append(
-            Rule(.nat, .prerouting, [.inInterface(nic, negated: false), .destination(range, negated: false)],
+            Rule(
+              .nat, .prerouting, [.inInterface(nic, negated: false), .destination(range, negated: false)],
               .jump(.redirect), insertAt: 1))
         }
         r.append(Rule(.nat, .outputChain, [.destination(range, negated: false)], .jump(.redirect)))
@@ -214,14 +234,17 @@ package enum RuleBuilder {
       let mark = c.tproxyMark
       r.append(Rule(.mangle, .prerouting, [.l4(.tcp), .mark(mark, negated: false)], .saveMarkToConnmark))
       r.append(
-        Rule(.mangle, .output, [.l4(.tcp), .outInterface("lo", negated: false), .mark(mark, negated: false)],
+        Rule(
+          .mangle, .output, [.l4(.tcp), .outInterface("lo", negated: false), .mark(mark, negated: false)],
           .return))
       for (id, isUID) in owners {
         for family in c.families {
           r.append(
-            Rule(.mangle, .output,
+            Rule(
+              .mangle, .output,
               [
-                .destination(c.loopback(family), negated: true), .l4(.tcp), .outInterface("lo", negated: false),
+                .destination(c.loopback(family), negated: true), .l4(.tcp),
+                .outInterface("lo", negated: false),
                 owner(id, uid: isUID),
               ], .setMark(outboundLoopbackMark)))
         }
@@ -231,13 +254,16 @@ package enum RuleBuilder {
       for family in c.families {
         let passthrough: CIDR = family == .v4 ? .ipv4Passthrough : .ipv6Passthrough
         r.append(
-          Rule(.mangle, .inbound,
+          Rule(
+            .mangle, .inbound,
             [.l4(.tcp), .source(passthrough, negated: false), .inInterface("lo", negated: false)], .return,
             insertAt: 2))
       }
       r.append(
-        Rule(.mangle, .inbound,
-          [.l4(.tcp), .inInterface("lo", negated: false), .mark(outboundLoopbackMark, negated: true)], .return,
+        Rule(
+          .mangle, .inbound,
+          [.l4(.tcp), .inInterface("lo", negated: false), .mark(outboundLoopbackMark, negated: true)],
+          .return,
           insertAt: 3))
     }
     return r

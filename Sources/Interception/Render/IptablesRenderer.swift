@@ -9,8 +9,12 @@ package enum IptablesRenderer {
     var out = ""
     for table in ruleset.tables(for: family) {
       out += "*\(table.rawValue)\n"
-      for chain in ruleset.customChains(in: table, family: family) { out += ":\(chain.iptablesName) - [0:0]\n" }
-      for rule in ruleset.rules where rule.table == table && rule.applies(to: family) { out += line(rule) + "\n" }
+      for chain in ruleset.customChains(in: table, family: family) {
+        out += ":\(chain.iptablesName) - [0:0]\n"
+      }
+      for rule in ruleset.rules where rule.table == table && rule.applies(to: family) {
+        out += line(rule) + "\n"
+      }
       out += "COMMIT\n"
     }
     return out
@@ -18,7 +22,8 @@ package enum IptablesRenderer {
 
   /// `-A CHAIN ...` or `-I CHAIN N ...` for one rule, with its identity comment.
   package static func line(_ rule: Rule) -> String {
-    let verb = rule.insertPosition.map { "-I \(rule.chain.iptablesName) \($0)" } ?? "-A \(rule.chain.iptablesName)"
+    let verb =
+      rule.insertPosition.map { "-I \(rule.chain.iptablesName) \($0)" } ?? "-A \(rule.chain.iptablesName)"
     return "\(verb) \(body(of: rule, comment: RuleIdentity.id(of: rule)))"
   }
 
@@ -43,7 +48,8 @@ package enum IptablesRenderer {
         if ports.count == 1 {
           parts.append("\(not(negated))--dport \(ports[0])")
         } else {
-          parts.append("-m multiport \(not(negated))--dports \(ports.map(String.init).joined(separator: ","))")
+          parts.append(
+            "-m multiport \(not(negated))--dports \(ports.map(String.init).joined(separator: ","))")
         }
       case .sourcePort(let proto, let port):
         if !protocolNamed {
@@ -53,7 +59,8 @@ package enum IptablesRenderer {
         parts.append("--sport \(port)")
       case .uidOwner(let id, let negated): parts.append("-m owner \(not(negated))--uid-owner \(id)")
       case .gidOwner(let id, let negated): parts.append("-m owner \(not(negated))--gid-owner \(id)")
-      case .conntrackState(let states): parts.append("-m conntrack --ctstate \(states.joined(separator: ","))")
+      case .conntrackState(let states):
+        parts.append("-m conntrack --ctstate \(states.joined(separator: ","))")
       case .mark(let mark, let negated): parts.append("-m mark \(not(negated))--mark \(mark)")
       case .connmark(let mark): parts.append("-m connmark --mark \(mark)")
       }

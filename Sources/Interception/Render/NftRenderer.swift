@@ -24,7 +24,9 @@ package enum NftRenderer {
       for chain in ruleset.builtinChains(in: table) {
         out += "add chain inet \(table.nftName) \(chain.nftName) { \(baseChainSpec(table, chain)) }\n"
       }
-      for chain in ruleset.customChains(in: table) { out += "add chain inet \(table.nftName) \(chain.nftName)\n" }
+      for chain in ruleset.customChains(in: table) {
+        out += "add chain inet \(table.nftName) \(chain.nftName)\n"
+      }
       for chain in ruleset.builtinChains(in: table) + ruleset.customChains(in: table) {
         for rule in rules(ruleset, table: table, chain: chain) {
           out += "add rule inet \(table.nftName) \(chain.nftName) \(rule.text)\n"
@@ -46,7 +48,9 @@ package enum NftRenderer {
   package static func rules(_ ruleset: Ruleset, table: NetfilterTable, chain: Chain) -> [ChainRule] {
     var result: [ChainRule] = []
     if chain.isBuiltin && !ruleset.families.contains(.v6) {
-      result.append(ChainRule(id: ipv4OnlyGuardID, text: "meta nfproto ipv6 counter return comment \"\(ipv4OnlyGuardID)\""))
+      result.append(
+        ChainRule(
+          id: ipv4OnlyGuardID, text: "meta nfproto ipv6 counter return comment \"\(ipv4OnlyGuardID)\""))
     }
     for rule in ruleset.finalOrder(table: table, chain: chain) {
       let id = RuleIdentity.id(of: rule)
@@ -85,7 +89,8 @@ package enum NftRenderer {
       case .sourcePort(let proto, let port): parts.append("\(proto.rawValue) sport \(port)")
       case .uidOwner(let id, let negated): parts.append("meta skuid \(op(negated))\(id)")
       case .gidOwner(let id, let negated): parts.append("meta skgid \(op(negated))\(id)")
-      case .conntrackState(let states): parts.append("ct state \(states.map { $0.lowercased() }.joined(separator: ","))")
+      case .conntrackState(let states):
+        parts.append("ct state \(states.map { $0.lowercased() }.joined(separator: ","))")
       case .mark(let mark, let negated): parts.append("meta mark \(op(negated))\(mark)")
       case .connmark(let mark): parts.append("ct mark \(mark)")
       }
