@@ -92,6 +92,24 @@ internal import Testing
     #expect(try net.interception(["--cleanup-only"]).status == 0)
   }
 
+  /// Without --capture-all-dns only the resolv.conf servers are redirected (`ip netns exec` bind-mounts
+  /// /etc/netns/<pod>/resolv.conf over /etc/resolv.conf, so the pod gets its own).
+  @Test func dnsToResolvConfServersOnly() throws {
+    guard Privilege.require() else { return }
+    let net = try PodNetwork()
+    defer { net.close() }
+    let directory = "/etc/netns/\(net.pod)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try "nameserver \(net.remoteV4)\n".write(toFile: directory + "/resolv.conf", atomically: true, encoding: .utf8)
+    let install = try net.interception(["-i", "*", "--redirect-dns"])
+    #expect(install.status == 0, "install failed: \(install.stderr)")
+    try net.serve(in: net.pod, tcp: [15001, 15053], udp: [15053])
+    try net.serve(in: net.remote, tcp: [53], udp: [53])
+    #expect(try net.landed(from: net.pod, to: net.remoteV4, port: 53, udp: true) == 15053)
+    #expect(try net.landed(from: net.pod, to: net.remoteExcludedV4, port: 53, udp: true) == 53)
+  }
+
   @Test(arguments: backends)
   func tproxyDeliversWithOriginalAddresses(backend: String) throws {
     guard Privilege.require() else { return }
