@@ -19,8 +19,21 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
     .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.30.0"),
+    .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.0.0"),
+    .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.0.0"),
   ],
   targets: [
+    // Generated Swift for a hand-written, wire-compatible subset of the Envoy v3 API and Istio's CA service.
+    // Inputs and the generator live under hack/protos and hack/gen-protos.sh; never edit Generated/ by hand.
+    .target(
+      name: "EnvoyAPI",
+      dependencies: [
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+      ]
+    ),
     // C shim over <nftables/libnftables.h> and <libmnl/libmnl.h>, plus the netlink message builders.
     .target(
       name: "CNetfilter",
@@ -51,6 +64,11 @@ let package = Package(
       name: "InterceptionTests",
       dependencies: ["Interception"],
       exclude: ["Golden"],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "EnvoyAPITests",
+      dependencies: ["EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
       swiftSettings: swiftSettings
     ),
     // Scenario tests: real rules in network namespaces the tests create, real processes.

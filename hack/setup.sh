@@ -17,11 +17,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Third-party peers the tests check against: Kubernetes schemas and RFC 6902 JSON Patch.
-if ! python3 -c 'import kubernetes_validate, jsonpatch' 2>/dev/null; then
-  echo "hack/setup.sh: installing kubernetes-validate and jsonpatch from PyPI" >&2
-  python3 -m pip install -q kubernetes-validate jsonpatch 2>/dev/null \
-    || python3 -m pip install -q --break-system-packages kubernetes-validate jsonpatch
+# Third-party peers the tests check against: Kubernetes schemas, RFC 6902 JSON Patch, the official Envoy
+# protos (xds-protos) and protoc from grpcio-tools.
+pypi=(kubernetes-validate jsonpatch xds-protos grpcio-tools)
+if ! python3 -c 'import kubernetes_validate, jsonpatch, envoy.config.bootstrap.v3.bootstrap_pb2, grpc_tools.protoc' \
+  2>/dev/null; then
+  echo "hack/setup.sh: installing ${pypi[*]} from PyPI" >&2
+  python3 -m pip install -q "${pypi[@]}" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "${pypi[@]}"
 fi
 
 if ! command -v swift >/dev/null 2>&1; then

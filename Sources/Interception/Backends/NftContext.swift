@@ -12,18 +12,16 @@ enum NftContext {
 
   /// Runs `commands` as one transaction. With `check`, the kernel validates it and commits nothing.
   static func run(_ commands: String, json: Bool = false, check: Bool = false) throws(Failure) -> String {
-    guard let ctx = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
-      throw Failure(message: "libnftables could not create a context (out of memory?)")
+    var outputText: UnsafeMutablePointer<CChar>?
+    var errorText: UnsafeMutablePointer<CChar>?
+    let rc = pf_nft_run(commands, json ? 1 : 0, check ? 1 : 0, &outputText, &errorText)
+    defer {
+      pf_nft_free(outputText)
+      pf_nft_free(errorText)
     }
-    defer { nft_ctx_free(ctx) }
-    _ = nft_ctx_buffer_output(ctx)
-    _ = nft_ctx_buffer_error(ctx)
-    if json { nft_ctx_output_set_flags(ctx, UInt32(NFT_CTX_OUTPUT_JSON)) }
-    if check { nft_ctx_set_dry_run(ctx, true) }
-    let rc = nft_run_cmd_from_buffer(ctx, commands)
-    let output = nft_ctx_get_output_buffer(ctx).map { String(cString: $0) } ?? ""
+    let output = outputText.map { String(cString: $0) } ?? ""
     if rc != 0 {
-      let error = nft_ctx_get_error_buffer(ctx).map { String(cString: $0) } ?? ""
+      let error = errorText.map { String(cString: $0) } ?? ""
       throw Failure(message: error.trimmingCharacters(in: .whitespacesAndNewlines))
     }
     return output
