@@ -233,8 +233,12 @@ internal import Testing
     defer { net.close() }
     let hostBefore = try PodNetwork.run("/usr/sbin/nft", ["list", "tables"]).stdout
     let install = try PodNetwork.run(
-      PodNetwork.pilotfish, ["istio-iptables", "-i", "*", "-b", "*", "--network-namespace", net.pod])
+      PodNetwork.pilotfish,
+      ["istio-iptables", "-i", "*", "-b", "*", "--network-namespace", net.pod, "--run-validation", "--probe-timeout", "2s"])
     #expect(install.status == 0, "\(install.stderr)")
+    // Validation ran inside the pod: its outbound probe went to the pod's gateway, not the host's.
+    #expect(install.stderr.contains("validation passed: outbound IPv4"))
+    #expect(install.stderr.contains("original destination \(net.remoteV4):15002"))
     #expect(try PodNetwork.run("/usr/sbin/nft", ["list", "tables"]).stdout == hostBefore)
     try net.serve(in: net.pod, tcp: [15001])
     #expect(try net.landed(from: net.pod, to: net.remoteV4, port: 8080) == 15001)

@@ -50,7 +50,7 @@ package struct BackendSelector: Sendable {
   /// iptables-legacy-save when it is installed).
   func legacyUse() -> String? {
     for family in families {
-      let file = family == .v4 ? "/proc/net/ip_tables_names" : "/proc/net/ip6_tables_names"
+      let file = family == .v4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names"
       let names = ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n")
       let used = names.filter { ["nat", "mangle", "raw"].contains($0) }
       guard !used.isEmpty else { continue }

@@ -23,7 +23,7 @@ package struct IptablesBackend: InterceptionBackend {
     switch flavor {
     case .legacy:
       return families.contains { family in
-        let file = family == .v4 ? "/proc/net/ip_tables_names" : "/proc/net/ip6_tables_names"
+        let file = family == .v4 ? "/proc/thread-self/net/ip_tables_names" : "/proc/thread-self/net/ip6_tables_names"
         return !(((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").isEmpty)
       }
     case .nft:

@@ -35,7 +35,7 @@ package struct HostFacts: Sendable {
 
   static func defaultGateways() -> [CIDR] {
     var result: [CIDR] = []
-    let v4 = (try? String(contentsOfFile: "/proc/net/route", encoding: .utf8)) ?? ""
+    let v4 = (try? String(contentsOfFile: "/proc/thread-self/net/route", encoding: .utf8)) ?? ""
     for line in v4.split(separator: "\n").dropFirst() {
       let f = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
       guard f.count > 2, f[1] == "00000000", let gw = UInt32(f[2], radix: 16), gw != 0 else { continue }
@@ -44,7 +44,7 @@ package struct HostFacts: Sendable {
       result.append(CIDR(family: .v4, address: bytes, prefixLength: 32))
       break
     }
-    let v6 = (try? String(contentsOfFile: "/proc/net/ipv6_route", encoding: .utf8)) ?? ""
+    let v6 = (try? String(contentsOfFile: "/proc/thread-self/net/ipv6_route", encoding: .utf8)) ?? ""
     for line in v6.split(separator: "\n") {
       let f = line.split(separator: " ")
       guard f.count > 4, f[0] == String(repeating: "0", count: 32), f[1] == "00",
@@ -64,7 +64,7 @@ package struct HostFacts: Sendable {
   }
 
   static func kernelHasIPv6() -> Bool {
-    guard FileManager.default.fileExists(atPath: "/proc/net/if_inet6"),
+    guard FileManager.default.fileExists(atPath: "/proc/thread-self/net/if_inet6"),
       let disabled = try? String(contentsOfFile: "/proc/sys/net/ipv6/conf/all/disable_ipv6", encoding: .utf8)
     else { return false }
     return disabled.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
