@@ -66,3 +66,11 @@ echo "  ..."
 step "cleanup: pilotfish istio-iptables --cleanup-only"
 in_pod "$bin" istio-iptables --cleanup-only
 echo "  nft tables left in the pod: $(in_pod nft list tables | wc -l)"
+
+step "the injector: pilotfish inject adds the init and proxy containers to deploy/samples/httpbin.yaml"
+"$bin" inject -f deploy/samples/httpbin.yaml > /tmp/pf-demo-injected.yaml
+grep -nE 'name: istio-(init|proxy)$|^ *- (istio-iptables|proxy)$' /tmp/pf-demo-injected.yaml | sed 's/^/  /'
+# Compare as data (comments and indentation are not kept): both sides printed by pilotfish.
+same=$(diff -q <("$bin" inject --uninject -f /tmp/pf-demo-injected.yaml) \
+  <("$bin" inject --uninject -f deploy/samples/httpbin.yaml) >/dev/null && echo yes || echo no)
+echo "  --uninject gives back the original: $same"
