@@ -13,7 +13,8 @@ let package = Package(
   name: "pilotfish",
   platforms: [.macOS(.v15)],
   products: [
-    .executable(name: "pilotfish", targets: ["PilotfishCLI"])
+    .executable(name: "pilotfish", targets: ["PilotfishCLI"]),
+    .executable(name: "pilotfish-proxy", targets: ["PilotfishProxyCLI"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -69,12 +70,45 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
+    // Composition root of the proxy: bootstrap loading and validation (more with the proxy's L4 core).
+    .target(
+      name: "ProxyServer",
+      dependencies: [
+        "EnvoyAPI",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // The `pilotfish-proxy` executable: Envoy's command line → ProxyServer.
+    .executableTarget(
+      name: "PilotfishProxyCLI",
+      dependencies: [
+        "ProxyServer",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // The agent (pilot-agent's role): pod metadata, bootstrap generation (more with the agent issue).
+    .target(
+      name: "Agent",
+      dependencies: [
+        "EnvoyAPI",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
     // The `pilotfish` executable: flags to library calls, no logic.
     .executableTarget(
       name: "PilotfishCLI",
       dependencies: [
         "Interception",
         "Injector",
+        "Agent",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -89,6 +123,17 @@ let package = Package(
     .testTarget(
       name: "EnvoyAPITests",
       dependencies: ["EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "ProxyServerTests",
+      dependencies: ["ProxyServer", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "AgentTests",
+      dependencies: ["Agent", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      exclude: ["Golden"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

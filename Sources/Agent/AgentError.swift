@@ -1,0 +1,41 @@
+internal import Foundation
+
+/// The agent's one error type: a code, a message that names the offending variable, file or annotation,
+/// and an optional underlying cause. Equality ignores the cause so tests can compare errors.
+package struct AgentError: Error, Equatable, CustomStringConvertible, Sendable {
+  package enum Code: Equatable, Sendable {
+    /// An environment variable holds a value that cannot be parsed.
+    case invalidEnvironment
+    /// A file is missing or unreadable, or its contents are malformed.
+    case invalidFile
+    /// A pod annotation holds a value that cannot be parsed.
+    case invalidAnnotation
+    /// The bootstrap could not be built or serialized.
+    case bootstrap
+  }
+
+  package var code: Code
+  package var message: String
+  package var cause: (any Error)?
+
+  package init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
+    self.code = code
+    self.message = message
+    self.cause = cause
+  }
+
+  package var description: String {
+    guard let cause else { return message }
+    // Foundation errors print their whole userInfo; keep the human part.
+    let nsError = cause as NSError
+    if nsError.domain == NSCocoaErrorDomain || nsError.domain == NSPOSIXErrorDomain {
+      let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String ?? nsError.localizedDescription
+      return "\(message): \(detail)"
+    }
+    return "\(message): \(cause)"
+  }
+
+  package static func == (lhs: AgentError, rhs: AgentError) -> Bool {
+    lhs.code == rhs.code && lhs.message == rhs.message
+  }
+}
