@@ -146,16 +146,7 @@ struct IstioIptables: ParsableCommand {
     ]
     for (flag, on) in switches where on { flags[flag] = "true" }
 
-    guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
-      throw ValidationError(
-        "invalid value \"\(logLevel)\" for --log-level: use trace, debug, info, notice, warning or error")
-    }
-    LoggingSystem.bootstrap { label in
-      var handler = StreamLogHandler.standardError(label: label)
-      handler.logLevel = level
-      return handler
-    }
-    let logger = Logger(label: "pilotfish.istio-iptables")
+    let logger = try CommandLogging.start(logLevel: logLevel, label: "pilotfish.istio-iptables")
     let host = HostFacts.current()
     let code = try report { () throws(InterceptionError) -> Int32 in
       let settings = try CaptureSettings.resolve(

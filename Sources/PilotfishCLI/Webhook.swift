@@ -48,19 +48,10 @@ struct Webhook: ParsableCommand {
   }
 
   private func serve() async throws {
-    guard let level = Logger.Level(rawValue: logLevel.lowercased()) else {
-      throw ValidationError(
-        "invalid value \"\(logLevel)\" for --log-level: use trace, debug, info, notice, warning or error")
-    }
     guard (0...65535).contains(port) else {
       throw ValidationError("invalid value \(port) for --port: use 0-65535")
     }
-    LoggingSystem.bootstrap { label in
-      var handler = StreamLogHandler.standardError(label: label)
-      handler.logLevel = level
-      return handler
-    }
-    let logger = Logger(label: "pilotfish.webhook")
+    let logger = try CommandLogging.start(logLevel: logLevel, label: "pilotfish.webhook")
     let server: WebhookServer
     do {
       let settings = try injector.settings()
