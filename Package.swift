@@ -70,14 +70,46 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
-    // Composition root of the proxy: bootstrap loading and validation (more with the proxy's L4 core).
+    // The proxy's L4 core: listeners, original-dst hand-off, filter-chain match, tcp_proxy, clusters,
+    // load balancing, drain, the stats store. Data path in ChannelHandlers, one event loop per connection.
+    .target(
+      name: "ProxyCore",
+      dependencies: [
+        "EnvoyAPI",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // The HTTP connection manager: a strict framing-only HTTP/1.1 codec over the receive buffer, routing,
+    // the router filter and upstream connection pools. Data path in ChannelHandlers.
+    .target(
+      name: "ProxyHTTP",
+      dependencies: [
+        "ProxyCore",
+        "EnvoyAPI",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    // Composition root of the proxy: bootstrap loading and validation, the admin API, lifecycle.
     .target(
       name: "ProxyServer",
       dependencies: [
         "EnvoyAPI",
+        "ProxyCore",
+        "ProxyHTTP",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
       ],
       swiftSettings: swiftSettings
     ),
@@ -114,6 +146,12 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
+    // Fakes and harnesses for tests only: loopback servers and clients (more with the fake xDS server).
+    .target(
+      name: "TestSupport",
+      dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+      swiftSettings: swiftSettings
+    ),
     .testTarget(
       name: "InterceptionTests",
       dependencies: ["Interception"],
@@ -126,8 +164,34 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     .testTarget(
+      name: "ProxyCoreTests",
+      dependencies: [
+        "ProxyCore", "EnvoyAPI", "TestSupport",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "ProxyHTTPTests",
+      dependencies: [
+        "ProxyHTTP", "ProxyCore", "EnvoyAPI",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
       name: "ProxyServerTests",
-      dependencies: ["ProxyServer", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      dependencies: [
+        "ProxyServer", "EnvoyAPI", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(

@@ -4,7 +4,7 @@
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
-packages=(libnftables-dev libmnl-dev nftables iptables iproute2 python3 python3-pip util-linux procps pkg-config openssl curl)
+packages=(libnftables-dev libmnl-dev nftables iptables iproute2 python3 python3-pip util-linux procps pkg-config openssl curl prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

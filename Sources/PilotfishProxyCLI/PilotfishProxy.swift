@@ -7,7 +7,7 @@ internal import ProxyServer
 /// sidecar might see), so the agent can run it in Envoy's place. An unknown flag would crash-loop the pod,
 /// so flags without an effect yet are accepted and ignored.
 @main
-struct PilotfishProxy: ParsableCommand {
+struct PilotfishProxy: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "pilotfish-proxy",
     abstract: "The Pilotfish sidecar proxy (Envoy-compatible command line and bootstrap).")
@@ -188,10 +188,11 @@ struct PilotfishProxy: ParsableCommand {
     options.baseIDPath = baseIDPath
     options.skipHotRestartOnNoParent = skipHotRestartOnNoParent
     options.enableCoreDump = enableCoreDump
+    options.adminAddressPath = adminAddressPath
     return options
   }
 
-  func run() throws {
+  func run() async throws {
     if version {
       print("pilotfish-proxy version: 0.1.0 (Envoy v3 API subset)")
       return
@@ -200,20 +201,26 @@ struct PilotfishProxy: ParsableCommand {
       print("disabled")
       return
     }
-    var logger = Logger(label: "pilotfish-proxy") { StreamLogHandler.standardError(label: $0) }
-    logger.logLevel = logLevel.swiftLogLevel
-    let status = ProxyMain.run(
-      options, logger: logger,
+    let logLevels = LogLevelControl(level: logLevel.swiftLogLevel)
+    for (component, level) in options.componentLogLevels {
+      _ = logLevels.set(component, level.swiftLogLevel)
+    }
+    let status = await ProxyMain.run(
+      options, logLevels: logLevels, logHandler: { StreamLogHandler.standardError(label: $0) },
       output: { print($0) },
       errorOutput: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
     if status != 0 { throw ExitCode(status) }
   }
 
   /// Envoy exits 1 on any bad command line (ArgumentParser's default would be 64).
-  static func main() {
+  static func main() async {
     do {
       var command = try parseAsRoot()
-      try command.run()
+      if var asyncCommand = command as? any AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        try command.run()
+      }
     } catch {
       let code = exitCode(for: error)
       if code == .success {

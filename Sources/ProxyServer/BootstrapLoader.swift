@@ -92,7 +92,7 @@ package enum BootstrapLoader {
   package static func decode(
     _ text: String, format: Format, source: String, allowUnknownFields: Bool
   ) throws(BootstrapError) -> Loaded {
-    let json: JSONValue
+    var json: JSONValue
     do {
       switch format {
       case .json:
@@ -112,6 +112,7 @@ package enum BootstrapLoader {
       throw BootstrapError(
         code: .syntax, source: source, path: "", message: "invalid \(kind)\(place): \(error.message)")
     }
+    json = json.wrappingIstioExtensionTypes()
     var checker = ProtoJSONChecker(source: source, allowUnknownFields: allowUnknownFields)
     try checker.check(json, as: Envoy_Config_Bootstrap_V3_Bootstrap.self, path: FieldPath())
     var options = JSONDecodingOptions()

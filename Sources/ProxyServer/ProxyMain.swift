@@ -1,12 +1,21 @@
+internal import Dispatch
 package import EnvoyAPI
 package import Logging
+internal import ProxyCore
 
-/// What `pilotfish-proxy` does with parsed options: load and validate the bootstrap, then (for now) stop,
-/// because the listeners — the L4 core — are the next step of issue 6. Returns the process exit status.
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// What `pilotfish-proxy` does with parsed options: load and validate the bootstrap, then serve it until
+/// SIGTERM, SIGINT or `/quitquitquit`. Returns the process exit status.
 package enum ProxyMain {
   package static func run(
-    _ options: ProxyOptions, logger: Logger, output: (String) -> Void, errorOutput: (String) -> Void
-  ) -> Int32 {
+    _ options: ProxyOptions, logLevels: LogLevelControl,
+    logHandler: @escaping @Sendable (String) -> any LogHandler,
+    output: (String) -> Void, errorOutput: (String) -> Void
+  ) async -> Int32 {
+    let logger = logLevels.logger("config", base: logHandler)
     let configName = options.configPath ?? BootstrapLoader.configYAMLSource
     let bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap
     do {
@@ -17,17 +26,52 @@ package enum ProxyMain {
     }
     switch options.mode {
     case .validate:
+      do {
+        let stats = try StatsStore(config: StatsConfig(bootstrap.statsConfig, path: "stats_config"))
+        let resources = try StaticResources(
+          bootstrap, registry: ProxyServer.filterRegistry(),
+          context: FilterBuildContext(stats: stats, accessLog: AccessLogSink(validateOnly: true)))
+        for warning in resources.warnings { logger.warning("\(warning)") }
+      } catch let error as ProxyConfigError {
+        errorOutput("error initializing configuration '\(configName)': \(configName): \(error)")
+        return 1
+      } catch {
+        errorOutput("error initializing configuration '\(configName)': \(error)")
+        return 1
+      }
       output("configuration '\(configName)' OK")
       return 0
     case .serve, .initOnly:
-      logger.error(
-        "the proxy's listeners are not implemented yet; configuration loaded and validated but nothing will be served",
-        metadata: [
-          "proxy.node": "\(bootstrap.node.id)",
-          "proxy.listeners": "\(bootstrap.staticResources.listeners.count)",
-          "proxy.clusters": "\(bootstrap.staticResources.clusters.count)",
-        ])
-      return 1
+      let server: ProxyServer
+      do {
+        server = try ProxyServer(
+          options: options, bootstrap: bootstrap, logLevels: logLevels, logHandler: logHandler)
+      } catch {
+        errorOutput("error initializing configuration '\(configName)': \(error)")
+        return 1
+      }
+      let signals = installSignalHandlers { name in server.requestShutdown(reason: name) }
+      defer { signals.forEach { $0.cancel() } }
+      do {
+        try await server.run()
+      } catch {
+        errorOutput("error: \(error)")
+        return 1
+      }
+      return 0
+    }
+  }
+
+  /// SIGTERM and SIGINT end the process cleanly (Envoy exits at once on both; the agent drains first).
+  private static func installSignalHandlers(
+    _ handler: @escaping @Sendable (String) -> Void
+  ) -> [any DispatchSourceSignal] {
+    [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { signalNumber, name in
+      signal(signalNumber, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+      source.setEventHandler { handler(name) }
+      source.resume()
+      return source
     }
   }
 

@@ -50,6 +50,8 @@ package struct ProxyOptions: Sendable, Equatable {
   package var baseIDPath: String?
   package var skipHotRestartOnNoParent = false
   package var enableCoreDump = false
+  /// `--admin-address-path`: where to write the admin listener's bound address (`127.0.0.1:15000`).
+  package var adminAddressPath: String?
 
   package init() {}
 

@@ -1,0 +1,80 @@
+package import NIOCore
+
+/// `envoy.filters.network.tcp_proxy` as a terminal filter: installs the downstream half of the glue, which
+/// connects upstream on the same event loop.
+package struct TcpProxyFilter: TerminalNetworkFilter {
+  package let config: TcpProxyConfig
+  let stats: TcpProxyStats
+  let accessLogFormats: [(path: String, format: AccessLogFormat)]
+
+  package init(config: TcpProxyConfig, stats store: StatsStore) throws(ProxyConfigError) {
+    self.config = config
+    self.stats = TcpProxyStats(store: store, prefix: config.statPrefix)
+    var formats: [(String, AccessLogFormat)] = []
+    for (i, log) in config.accessLogs.enumerated() {
+      do {
+        formats.append((log.path, try AccessLogFormat(log.format)))
+      } catch {
+        throw error.prefixed("access_log[\(i)]")
+      }
+    }
+    self.accessLogFormats = formats
+  }
+
+  package var filterName: String { "envoy.filters.network.tcp_proxy" }
+  package var clusterNames: [String] { config.route.clusterNames }
+
+  package func install(
+    on channel: any Channel, connection: DownstreamConnection, context: ProxyContext,
+    initialBytes: ByteBuffer?
+  ) throws {
+    let handler = TCPProxyDownstreamHandler(
+      filter: self, connection: connection, proxy: context, initialBytes: initialBytes)
+    try channel.pipeline.syncOperations.addHandler(handler)
+  }
+
+  /// Picks the cluster for a new connection (weighted clusters in proportion to weight).
+  func chooseClusterName() -> String {
+    switch config.route {
+    case .cluster(let name):
+      return name
+    case .weighted(let clusters):
+      let total = clusters.reduce(0) { $0 + $1.weight }
+      guard total > 0 else { return clusters[0].name }
+      var point = Int.random(in: 0..<total)
+      for cluster in clusters {
+        if point < cluster.weight { return cluster.name }
+        point -= cluster.weight
+      }
+      return clusters[clusters.count - 1].name
+    }
+  }
+}
+
+/// `tcp.<stat_prefix>.` stats.
+struct TcpProxyStats: Sendable {
+  let cxTotal: Counter
+  let cxNoRoute: Counter
+  let rxBytesTotal: Counter
+  let txBytesTotal: Counter
+  let idleTimeout: Counter
+  let upstreamFlushTotal: Counter
+  let downstreamPausedReading: Counter
+  let downstreamResumedReading: Counter
+  let upstreamPausedReading: Counter
+  let upstreamResumedReading: Counter
+
+  init(store: StatsStore, prefix: String) {
+    let scope = store.scope("tcp.\(prefix)")
+    cxTotal = scope.counter("downstream_cx_total")
+    cxNoRoute = scope.counter("downstream_cx_no_route")
+    rxBytesTotal = scope.counter("downstream_cx_rx_bytes_total")
+    txBytesTotal = scope.counter("downstream_cx_tx_bytes_total")
+    idleTimeout = scope.counter("idle_timeout")
+    upstreamFlushTotal = scope.counter("upstream_flush_total")
+    downstreamPausedReading = scope.counter("downstream_flow_control_paused_reading_total")
+    downstreamResumedReading = scope.counter("downstream_flow_control_resumed_reading_total")
+    upstreamPausedReading = scope.counter("upstream_flow_control_paused_reading_total")
+    upstreamResumedReading = scope.counter("upstream_flow_control_resumed_reading_total")
+  }
+}

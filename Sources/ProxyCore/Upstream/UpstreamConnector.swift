@@ -1,0 +1,44 @@
+package import NIOCore
+package import NIOPosix
+
+/// Opens upstream connections on the caller's event loop (so a proxied connection's two sides share one
+/// thread), with the cluster's connect timeout, buffer limit and `upstream_bind_config` source address.
+package enum UpstreamConnector {
+  package static func connect(
+    to host: UpstreamHost, cluster: UpstreamCluster, on eventLoop: any EventLoop
+  ) -> EventLoopFuture<any Channel> {
+    let config = cluster.config
+    let limit = max(32 * 1024, config.perConnectionBufferLimitBytes)
+    var bootstrap = ClientBootstrap(group: eventLoop)
+      .connectTimeout(config.connectTimeout)
+      .channelOption(.allowRemoteHalfClosure, value: true)
+      .channelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+    switch host.address {
+    case .socket(let address):
+      if let source = sourceAddress(for: address, in: config.sourceAddresses) {
+        bootstrap = bootstrap.bind(to: source)
+      }
+      return bootstrap.connect(to: address)
+    case .pipe(let path):
+      return bootstrap.connect(unixDomainSocketPath: path)
+    case .dns(let name, _):
+      return eventLoop.makeFailedFuture(UnresolvedHostError(name: name))
+    }
+  }
+
+  /// The first configured source address of the destination's family, port 0.
+  static func sourceAddress(for destination: SocketAddress, in sources: [SocketAddress]) -> SocketAddress? {
+    for source in sources {
+      switch (source, destination) {
+      case (.v4, .v4), (.v6, .v6): return source
+      default: continue
+      }
+    }
+    return nil
+  }
+
+  struct UnresolvedHostError: Error, CustomStringConvertible {
+    var name: String
+    var description: String { "host \(name) is not resolved" }
+  }
+}

@@ -1,0 +1,1180 @@
+internal import Logging
+internal import NIOCore
+internal import ProxyCore
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// The downstream side of Envoy's HTTP connection manager for HTTP/1.1, and the owner of each
+/// request's state.
+///
+/// Invariants: requests are parsed with the offset codec straight from the receive buffer (a
+/// cumulation buffer exists only while a head is partial or a pipelined request waits); bodies go
+/// out as slices of the receive buffer in both directions; one stream is active at a time, so
+/// responses leave in request order; reading stops only when a pipelined request is already
+/// waiting or the upstream cannot take more (backpressure follows the partner's writability).
+final class HTTPDownstreamHandler: ChannelDuplexHandler {
+  typealias InboundIn = ByteBuffer
+  typealias OutboundIn = ByteBuffer
+  typealias OutboundOut = ByteBuffer
+
+  /// One request/response exchange.
+  final class Stream {
+    let start = NIODeadline.now()
+    let startTime: Int64
+    var method: HTTP1Method = .get
+    var isHead = false
+    var requestFramer = BodyFramer.none
+    var route: Route?
+    var virtualHost: VirtualHost?
+    var weighted: ForwardAction.WeightedCluster?
+    var clusterState: HTTPClusterState?
+    var host: UpstreamHost?
+    var upstream: HTTPUpstreamHandler?
+    /// Request bytes waiting for the upstream connection.
+    var pendingUpstream: [ByteBuffer] = []
+    /// Request bytes written to a reused connection whose first write is not confirmed yet.
+    var unconfirmed: [ByteBuffer]?
+    var retried = false
+    var connecting = false
+    var upstreamStart: NIODeadline?
+    var routeDeadline: NIODeadline?
+    var routeTimeout: TimeAmount?
+    var status: Int?
+    var flags: [String] = []
+    var details: String?
+    var received: UInt64 = 0
+    var sent: UInt64 = 0
+    var finished = false
+    var upstreamCounted = false
+    var requestHeaders: [String: String]?
+    var responseHeaders: [String: String]?
+    var upstreamLocal: SocketAddress?
+
+    init(startTime: Int64) { self.startTime = startTime }
+  }
+
+  private let filter: HTTPConnectionManagerFilter
+  private let config: HTTPConnectionManagerConfig
+  private let stats: HTTPConnectionManagerStats
+  private let connection: DownstreamConnection
+  private let proxy: ProxyContext
+  private let pool: HTTPUpstreamPool
+  private var context: ChannelHandlerContext?
+  private var machine = StateMachine()
+  private var stream: Stream?
+  /// A partial head (idle) or the bytes of pipelined requests (while a stream is active).
+  private var pendingInput: ByteBuffer?
+  private var readPending = false
+  private var lastActivity = NIODeadline.now()
+  private var timer: Scheduled<Void>?
+  private var timerDeadline: NIODeadline?
+  private var closedCounted = false
+  private var initialBytes: ByteBuffer?
+  private var rxUnreported: UInt64 = 0
+  private var txUnreported: UInt64 = 0
+  private var closedByPeer = false
+
+  init(
+    filter: HTTPConnectionManagerFilter, connection: DownstreamConnection, proxy: ProxyContext,
+    pool: HTTPUpstreamPool, initialBytes: ByteBuffer?
+  ) {
+    self.filter = filter
+    self.config = filter.config
+    self.stats = filter.stats
+    self.connection = connection
+    self.proxy = proxy
+    self.pool = pool
+    if let initialBytes, initialBytes.readableBytes > 0 { self.initialBytes = initialBytes }
+  }
+
+  var isWritable: Bool { context?.channel.isWritable ?? false }
+
+  // MARK: Channel events
+
+  func handlerAdded(context: ChannelHandlerContext) {
+    self.context = context
+    stats.cxTotal.inc()
+    stats.cxActive.inc()
+    stats.cxHTTP1Total.inc()
+    stats.cxHTTP1Active.inc()
+    armTimer()
+    if var bytes = initialBytes {
+      initialBytes = nil
+      // Bytes the listener filters read are handled as if they had just arrived.
+      context.eventLoop.assumeIsolated().execute {
+        guard self.context != nil else { return }
+        self.received(&bytes)
+        self.flushUpstream()
+      }
+    }
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    connectionClosed()
+    self.context = nil
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    var bytes = unwrapInboundIn(data)
+    received(&bytes)
+  }
+
+  private func received(_ bytes: inout ByteBuffer) {
+    lastActivity = .now()
+    rxUnreported &+= UInt64(bytes.readableBytes)
+    if machine.isTunnel {
+      stream?.received &+= UInt64(bytes.readableBytes)
+      stream?.upstream?.write(bytes)
+      return
+    }
+    if machine.isClosing { return }
+    if var pending = pendingInput {
+      pendingInput = nil
+      pending.writeBuffer(&bytes)
+      bytes = pending
+    }
+    processInput(&bytes)
+    if bytes.readableBytes > 0 && !machine.isClosing {
+      pendingInput = bytes
+    }
+  }
+
+  func channelReadComplete(context: ChannelHandlerContext) {
+    flushUpstream()
+    reportBytes()
+  }
+
+  private func flushUpstream() {
+    stream?.upstream?.flush()
+  }
+
+  func read(context: ChannelHandlerContext) {
+    let upstreamWritable: Bool
+    if let stream {
+      upstreamWritable = stream.upstream?.isWritable ?? stream.pendingUpstream.isEmpty
+    } else {
+      upstreamWritable = true
+    }
+    if machine.shouldRead(
+      hasBacklog: pendingInput != nil && stream != nil, upstreamWritable: upstreamWritable)
+    {
+      context.read()
+    } else {
+      readPending = true
+    }
+  }
+
+  private func resumeReadingIfPaused() {
+    guard readPending, let context else { return }
+    readPending = false
+    read(context: context)
+  }
+
+  func channelWritabilityChanged(context: ChannelHandlerContext) {
+    if context.channel.isWritable { stream?.upstream?.resumeReadingIfPaused() }
+    context.fireChannelWritabilityChanged()
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    guard case .inputClosed? = event as? ChannelEvent else {
+      context.fireUserInboundEventTriggered(event)
+      return
+    }
+    closedByPeer = true
+    switch machine.clientInputClosed() {
+    case .close:
+      context.close(promise: nil)
+    case .resetStream:
+      stats.rqRxReset.inc()
+      resetStream(flag: "DC", details: "downstream_remote_disconnect")
+    case .closeAfterResponse:
+      break
+    case .halfCloseTunnel:
+      stream?.upstream?.closeOutputAfterFlush()
+    }
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    context.close(promise: nil)
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    connectionClosed()
+    context.fireChannelInactive()
+  }
+
+  /// Runs once when the downstream goes away: resets what is in flight, stats.
+  private func connectionClosed() {
+    guard !closedCounted else { return }
+    closedCounted = true
+    let wasTunnel = machine.isTunnel
+    machine.close()
+    timer?.cancel()
+    timer = nil
+    pendingInput = nil
+    if let stream, !stream.finished {
+      if stream.status == nil { stats.rqRxReset.inc() }
+      stream.upstream?.detach(reuse: false)
+      stream.upstream = nil
+      if stream.flags.isEmpty && !wasTunnel { stream.flags.append("DC") }
+      finishStream(stream)
+    }
+    stream = nil
+    reportBytes()
+    stats.cxActive.dec()
+    stats.cxHTTP1Active.dec()
+    stats.cxDestroy.inc()
+    if closedByPeer { stats.cxDestroyRemote.inc() } else { stats.cxDestroyLocal.inc() }
+    stats.cxLengthMs.record(Double((NIODeadline.now() - connection.startDeadline).nanoseconds) / 1_000_000)
+  }
+
+  // MARK: Requests
+
+  /// Parses and forwards as much of `bytes` as the current state allows; what is left (a partial head or
+  /// a pipelined request behind an active stream) stays in `bytes`.
+  private func processInput(_ bytes: inout ByteBuffer) {
+    while bytes.readableBytes > 0 && !machine.isClosing && !machine.isTunnel {
+      if let stream {
+        guard let s = machine.stream, !s.requestComplete else { return }  // pipelined: wait
+        forwardRequestBody(stream, &bytes)
+        continue
+      }
+      let result = bytes.withUnsafeReadableBytes { HTTP1HeadParser.parseRequest($0, limits: config.limits) }
+      switch result {
+      case .incomplete:
+        return
+      case .invalid(let error):
+        codecError(error)
+        bytes.moveReaderIndex(forwardBy: bytes.readableBytes)
+        return
+      case .complete(let head, let framing):
+        let headBytes = bytes.readSlice(length: head.length)!
+        startStream(head, framing: framing, headBytes: headBytes, rest: &bytes)
+      }
+    }
+  }
+
+  /// Body bytes of the active request: forwarded (or queued until the upstream is there).
+  private func forwardRequestBody(_ stream: Stream, _ bytes: inout ByteBuffer) {
+    let progress = bytes.withUnsafeReadableBytes { stream.requestFramer.consume($0) }
+    switch progress {
+    case .needMore:
+      let slice = bytes.readSlice(length: bytes.readableBytes)!
+      sendUpstream(stream, slice)
+    case .complete(let n):
+      if n > 0 { sendUpstream(stream, bytes.readSlice(length: n)!) }
+      requestCompleted(stream)
+    case .invalid(let error):
+      bytes.moveReaderIndex(forwardBy: bytes.readableBytes)
+      stats.cxProtocolError.inc()
+      if stream.status == nil {
+        stream.upstream?.detach(reuse: false)
+        stream.upstream = nil
+        machine.closeAfterResponse()
+        localReply(
+          stream, status: error.httpStatus, body: HTTP1HeadWriter.reasonPhrase(error.httpStatus), flag: "DPE",
+          details: error.responseCodeDetails)
+      } else {
+        resetStream(flag: "DPE", details: error.responseCodeDetails)
+      }
+    }
+  }
+
+  private func sendUpstream(_ stream: Stream, _ bytes: ByteBuffer) {
+    stream.received &+= UInt64(bytes.readableBytes)
+    if let upstream = stream.upstream {
+      if stream.unconfirmed != nil { stream.unconfirmed!.append(bytes) }
+      upstream.write(bytes)
+    } else if stream.connecting {
+      stream.pendingUpstream.append(bytes)
+    }
+    // Otherwise the stream was answered locally: the body is discarded.
+  }
+
+  private func requestCompleted(_ stream: Stream) {
+    machine.requestCompleted()
+    if let timeout = stream.routeTimeout {
+      stream.routeDeadline = .now() + timeout
+      armTimer()
+    }
+  }
+
+  /// A request head arrived with nothing in flight: route it and start proxying or answer locally.
+  private func startStream(
+    _ head: HTTP1Head, framing: HTTP1Framing, headBytes: ByteBuffer, rest: inout ByteBuffer
+  ) {
+    let stream = Stream(startTime: Self.wallClockNanos())
+    self.stream = stream
+    machine.requestStarted(keepAlive: head.keepAlive)
+    stats.rqTotal.inc()
+    stats.rqHTTP1Total.inc()
+    stats.rqActive.inc()
+    stream.method = head.method ?? .get
+    stream.isHead = stream.method == .head
+    stream.requestFramer = framing == .upgrade ? .none : BodyFramer(framing, limits: config.limits)
+    stream.received = UInt64(head.length)
+    armTimer()
+
+    var target = headBytes.withUnsafeReadableBytes { head.target(in: $0) } ?? "/"
+    var authority =
+      headBytes.withUnsafeReadableBytes { raw in head.hostIndex.map { head.value(at: $0, in: raw) } } ?? ""
+    var targetRewritten = false
+    var authorityRewritten = false
+    if !target.hasPrefix("/"), target != "*", let range = target.range(of: "://") {
+      // absolute-form: the authority comes from the URL, the path is forwarded in origin-form.
+      let afterScheme = target[range.upperBound...]
+      let slash = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+      authority = String(afterScheme[..<slash])
+      let path = String(afterScheme[slash...])
+      target = path.hasPrefix("/") ? path : "/" + path
+      targetRewritten = true
+      authorityRewritten = true
+    }
+    switch config.stripPortMode {
+    case .none: break
+    case .any:
+      let stripped = HostPort.stripPort(authority)
+      if stripped != authority {
+        authority = stripped
+        authorityRewritten = true
+      }
+    case .matching:
+      if let port = HostPort.port(authority), port == connection.localAddress.port {
+        authority = HostPort.stripPort(authority)
+        authorityRewritten = true
+      }
+    }
+    let request = RouteRequest(
+      path: target, method: stream.method.name, authority: authority, headers: .parsed(head, headBytes))
+    if !filter.accessLogFormats.isEmpty {
+      stream.requestHeaders = Self.headerMap(head, headBytes)
+      stream.requestHeaders?[":method"] = stream.method.name
+      stream.requestHeaders?[":path"] = target
+      stream.requestHeaders?[":authority"] = authority
+    }
+
+    // Body bytes already here are taken now, so a small request is complete before it is routed.
+    var body: ByteBuffer?
+    if rest.readableBytes > 0, framing != .upgrade {
+      let progress = rest.withUnsafeReadableBytes { stream.requestFramer.consume($0) }
+      switch progress {
+      case .needMore:
+        body = rest.readSlice(length: rest.readableBytes)
+      case .complete(let n):
+        body = n > 0 ? rest.readSlice(length: n) : nil
+        machine.requestCompleted()
+      case .invalid(let error):
+        rest.moveReaderIndex(forwardBy: rest.readableBytes)
+        stats.cxProtocolError.inc()
+        machine.closeAfterResponse()
+        localReply(
+          stream, status: error.httpStatus, body: HTTP1HeadWriter.reasonPhrase(error.httpStatus), flag: "DPE",
+          details: error.responseCodeDetails)
+        return
+      }
+    } else if case .none = stream.requestFramer {
+      machine.requestCompleted()
+    }
+    if let body { stream.received &+= UInt64(body.readableBytes) }
+
+    // Routing.
+    if stream.method == .connect {
+      stats.noRoute.inc()
+      machine.closeAfterResponse()
+      localReply(stream, status: 404, body: "", flag: "NR", details: "route_not_found")
+      return
+    }
+    guard let vhost = config.routeConfig.virtualHost(forHost: authority),
+      let route = vhost.route(for: request)
+    else {
+      stats.noRoute.inc()
+      localReply(stream, status: 404, body: "", flag: "NR", details: "route_not_found")
+      return
+    }
+    stream.virtualHost = vhost
+    stream.route = route
+    switch route.action {
+    case .directResponse(let status, let text):
+      stats.rqDirectResponse.inc()
+      localReply(stream, status: status, body: text, flag: nil, details: "direct_response", applyRoute: true)
+      return
+    case .redirect(let redirect):
+      stats.rqRedirect.inc()
+      var matchedPrefix: String?
+      if case .prefix(let p) = route.match.path { matchedPrefix = p }
+      let location = redirect.location(for: request, matchedPrefix: matchedPrefix)
+      localReply(
+        stream, status: redirect.status, body: "", flag: nil, details: "direct_response", applyRoute: true,
+        extra: [("location", location)])
+      return
+    case .forward(let forward):
+      if head.isUpgrade {
+        let type =
+          headBytes.withUnsafeReadableBytes { head.header(named: "upgrade", in: $0) }?.lowercased() ?? ""
+        let allowed = forward.upgrades[type] ?? config.upgradeTypes.contains(type)
+        if !allowed {
+          stats.rqWebSocket.inc()
+          machine.closeAfterResponse()
+          localReply(stream, status: 403, body: "", flag: nil, details: "upgrade_failed")
+          return
+        }
+      }
+      let choice = forward.chooseCluster()
+      stream.weighted = choice.weighted
+      guard let cluster = proxy.clusterManager.cluster(named: choice.name) else {
+        stats.noCluster.inc()
+        localReply(
+          stream, status: forward.clusterNotFoundStatus, body: "", flag: "NC", details: "cluster_not_found")
+        return
+      }
+      stats.rqTotalRouter.inc()
+      let clusterState = pool.state(for: cluster)
+      stream.clusterState = clusterState
+      stream.routeTimeout = forward.timeout
+      if machine.stream?.requestComplete == true, let timeout = forward.timeout {
+        stream.routeDeadline = .now() + timeout
+        armTimer()
+      }
+      guard let host = cluster.chooseHost(originalDestination: connection.originalDestination) else {
+        cluster.stats.cxNoneHealthy.inc()
+        localReply(
+          stream, status: 503, body: HTTP1LocalReplyText.noHealthyUpstream, flag: "UH",
+          details: "no_healthy_upstream")
+        return
+      }
+      stream.host = host
+      if clusterState.rqActive.value >= UInt64(cluster.config.defaultThresholds.maxRequests) {
+        clusterState.rqOverflow.inc()
+        localReply(
+          stream, status: 503, body: Self.overflowText, flag: "UO",
+          details: "upstream_reset_before_response_started{overflow}")
+        return
+      }
+
+      // The head as it goes upstream, with a small body in the same buffer.
+      var rewrite = requestRewrite(
+        head, headBytes: headBytes, stream: stream, forward: forward, target: target, authority: authority,
+        targetRewritten: targetRewritten, authorityRewritten: authorityRewritten)
+      rewrite.version = .http11
+      var out = context!.channel.allocator.buffer(capacity: head.length + 256)
+      let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? false
+      HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
+      if head.expectsContinue && !config.proxy100Continue && head.version == .http11 {
+        var reply = context!.channel.allocator.buffer(capacity: 32)
+        HTTP1HeadWriter.writeContinue(into: &reply)
+        context!.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+      }
+      clusterState.rqTotal.inc()
+      clusterState.rqActive.inc()
+      host.requestsTotal.wrappingAdd(1, ordering: .relaxed)
+      stream.upstreamCounted = true
+      stream.pendingUpstream.append(out)
+      if let body, !coalesce { stream.pendingUpstream.append(body) }
+      acquireUpstream(stream, cluster: cluster, host: host, allowPooled: true)
+    }
+  }
+
+  /// What changes on the request head on its way upstream.
+  private func requestRewrite(
+    _ head: HTTP1Head, headBytes: ByteBuffer, stream: Stream, forward: ForwardAction, target: String,
+    authority: String, targetRewritten: Bool, authorityRewritten: Bool
+  ) -> HTTP1HeadRewrite {
+    var rewrite = HTTP1HeadRewrite()
+    let route = stream.route!
+    let vhost = stream.virtualHost!
+    let global = config.routeConfig.headers
+    var removals: [String] =
+      route.headers.requestToRemove + vhost.headers.requestToRemove + global.requestToRemove
+    if let weighted = stream.weighted { removals += weighted.headers.requestToRemove }
+    var additions: [HeaderMutations.Addition] = []
+    if let weighted = stream.weighted { additions += weighted.headers.requestToAdd }
+    additions += route.headers.requestToAdd + vhost.headers.requestToAdd + global.requestToAdd
+    var added: [(name: String, value: String)] = []
+
+    headBytes.withUnsafeReadableBytes { raw in
+      func indices(of name: String) -> [Int] {
+        head.fields.indices.filter {
+          HTTP1Bytes.equalsIgnoringASCIICase(
+            raw, head.fields[$0].name.lowerBound, head.fields[$0].name.upperBound, name)
+        }
+      }
+      var drop: [Int] = []
+      for name in removals { drop += indices(of: name) }
+      if head.expectsContinue && !config.proxy100Continue {
+        drop += head.fields.indices.filter { head.fields[$0].known == .expect }
+      }
+      // x-forwarded-proto: kept from a trusted hop, else set to the downstream scheme.
+      let xfp = indices(of: "x-forwarded-proto")
+      if config.useRemoteAddress || xfp.isEmpty {
+        drop += xfp
+        added.append(("x-forwarded-proto", "http"))
+      }
+      if config.useRemoteAddress, let ip = connection.remoteAddress.ipAddress {
+        let xff = indices(of: "x-forwarded-for")
+        let existing = xff.map { head.value(at: $0, in: raw) }.joined(separator: ",")
+        drop += xff
+        added.append(("x-forwarded-for", existing.isEmpty ? ip : existing + "," + ip))
+      }
+      if config.generateRequestID && indices(of: "x-request-id").isEmpty {
+        let id = Self.uuid()
+        added.append(("x-request-id", id))
+        stream.requestHeaders?["x-request-id"] = id
+      }
+      if let timeout = forward.timeout {
+        drop += indices(of: "x-envoy-expected-rq-timeout-ms")
+        added.append(("x-envoy-expected-rq-timeout-ms", String(timeout.nanoseconds / 1_000_000)))
+      }
+      for addition in additions {
+        let existing = indices(of: addition.name)
+        switch addition.action {
+        case .append: break
+        case .addIfAbsent:
+          if !existing.isEmpty || added.contains(where: { $0.name == addition.name }) { continue }
+        case .overwrite: drop += existing
+        case .overwriteIfExists:
+          if existing.isEmpty { continue }
+          drop += existing
+        }
+        if addition.value.isEmpty && !addition.keepEmptyValue { continue }
+        added.append((addition.name, addition.value))
+      }
+      rewrite.dropIndices = drop
+    }
+    var newTarget = targetRewritten ? target : nil
+    if let prefix = forward.prefixRewrite, case .prefix(let matched) = stream.route!.match.path,
+      target.utf8.count >= matched.utf8.count
+    {
+      newTarget = prefix + target.dropFirst(matched.count)
+      added.append(("x-envoy-original-path", target))
+    }
+    rewrite.target = newTarget
+    if let host = stream.weighted?.hostRewrite ?? forward.hostRewrite {
+      rewrite.host = host
+    } else if authorityRewritten {
+      rewrite.host = authority
+    }
+    rewrite.addedHeaders = added
+    return rewrite
+  }
+
+  // MARK: Upstream connections
+
+  private func acquireUpstream(
+    _ stream: Stream, cluster: UpstreamCluster, host: UpstreamHost, allowPooled: Bool
+  ) {
+    guard let context, let clusterState = stream.clusterState else { return }
+    if allowPooled, let pooled = pool.acquire(host: host, cluster: cluster) {
+      attachUpstream(stream, pooled, reused: true)
+      return
+    }
+    guard cluster.acquireConnectionSlot() else {
+      clusterState.rqPendingOverflow.inc()
+      localReply(
+        stream, status: 503, body: Self.overflowText, flag: "UO",
+        details: "upstream_reset_before_response_started{overflow}")
+      return
+    }
+    cluster.stats.cxTotal.inc()
+    cluster.stats.cxActive.inc()
+    host.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
+    host.connectionsActive.wrappingAdd(1, ordering: .relaxed)
+    clusterState.rqPendingTotal.inc()
+    clusterState.rqPendingActive.inc()
+    stream.connecting = true
+    let connectStart = NIODeadline.now()
+    let pool = self.pool
+    UpstreamConnector.connect(to: host, cluster: cluster, on: context.eventLoop)
+      .assumeIsolated()
+      .whenComplete { result in
+        clusterState.rqPendingActive.dec()
+        switch result {
+        case .success(let channel):
+          cluster.stats.cxConnectMs.record(Double((NIODeadline.now() - connectStart).nanoseconds) / 1_000_000)
+          let handler = HTTPUpstreamHandler(
+            host: host, cluster: cluster, clusterState: clusterState, pool: pool)
+          do {
+            try channel.pipeline.syncOperations.addHandler(handler)
+          } catch {
+            channel.close(promise: nil)
+            self.connectFailed(stream, cluster: cluster, host: host, error: error, countSlot: false)
+            return
+          }
+          guard self.stream === stream, !stream.finished, self.context != nil else {
+            handler.detach(reuse: true)  // nobody waits for it any more: keep it for the next request
+            return
+          }
+          stream.upstreamLocal = channel.localAddress
+          self.attachUpstream(stream, handler, reused: false)
+        case .failure(let error):
+          self.connectFailed(stream, cluster: cluster, host: host, error: error, countSlot: true)
+        }
+      }
+  }
+
+  private func connectFailed(
+    _ stream: Stream, cluster: UpstreamCluster, host: UpstreamHost, error: any Error, countSlot: Bool
+  ) {
+    cluster.stats.cxConnectFail.inc()
+    if case ChannelError.connectTimeout = error { cluster.stats.cxConnectTimeout.inc() }
+    host.connectFailures.wrappingAdd(1, ordering: .relaxed)
+    if countSlot {
+      cluster.releaseConnectionSlot()
+      cluster.stats.cxActive.dec()
+      host.connectionsActive.wrappingSubtract(1, ordering: .relaxed)
+    }
+    guard self.stream === stream, !stream.finished else { return }
+    stream.connecting = false
+    stream.pendingUpstream = []
+    proxy.logger.debug(
+      "upstream connect failed",
+      metadata: [
+        "proxy.connection": "\(connection.id)", "proxy.cluster": "\(cluster.name)",
+        "proxy.upstream": "\(host.address)", "error": "\(error)",
+      ])
+    localReply(
+      stream, status: 503, body: HTTP1LocalReplyText.upstreamConnectionFailure, flag: "UF",
+      details: "upstream_reset_before_response_started{connection_failure}")
+  }
+
+  private func attachUpstream(_ stream: Stream, _ upstream: HTTPUpstreamHandler, reused: Bool) {
+    stream.connecting = false
+    stream.upstream = upstream
+    stream.upstreamStart = .now()
+    upstream.attach(self, method: stream.method)
+    let pending = stream.pendingUpstream
+    stream.pendingUpstream = []
+    if reused && !stream.retried {
+      // A pooled connection may have been closed by the peer: until the first write is confirmed,
+      // keep the bytes so the request can go out once more on a fresh connection.
+      stream.unconfirmed = pending
+      let promise = upstream.channel!.eventLoop.makePromise(of: Void.self)
+      for (i, bytes) in pending.enumerated() { upstream.write(bytes, promise: i == 0 ? promise : nil) }
+      promise.futureResult.assumeIsolated().whenComplete { result in
+        switch result {
+        case .success:
+          stream.unconfirmed = nil
+        case .failure:
+          self.retryAfterResetBeforeRequest(stream, failed: upstream)
+        }
+      }
+    } else {
+      for bytes in pending { upstream.write(bytes) }
+    }
+    upstream.flush()
+    resumeReadingIfPaused()
+  }
+
+  /// The first write to a reused connection failed, so no request byte reached the upstream: send the
+  /// request once more on a new connection.
+  private func retryAfterResetBeforeRequest(_ stream: Stream, failed: HTTPUpstreamHandler) {
+    guard self.stream === stream, !stream.finished, stream.status == nil, stream.upstream === failed,
+      let bytes = stream.unconfirmed, let host = stream.host, let cluster = stream.clusterState?.cluster
+    else { return }
+    stream.retried = true
+    stream.unconfirmed = nil
+    stream.upstream = nil
+    failed.detach(reuse: false)
+    stream.pendingUpstream = bytes
+    acquireUpstream(stream, cluster: cluster, host: host, allowPooled: false)
+  }
+
+  // MARK: Called by the upstream handler (same loop)
+
+  func upstreamResponseHead(
+    _ head: HTTP1Head, bytes headBytes: ByteBuffer, body: ByteBuffer?, complete: Bool, framing: HTTP1Framing
+  ) {
+    guard let stream, let context else { return }
+    let status = head.status ?? 502
+    stream.status = status
+    stream.unconfirmed = nil
+    lastActivity = .now()
+    let action = machine.responseHeadStarted(
+      status: status, draining: proxy.drain.isDraining(connection.listener.direction),
+      bodyUntilClose: framing == .untilClose)
+    var rewrite = HTTP1HeadRewrite()
+    var close = false
+    switch action {
+    case .upgrade:
+      break
+    case .writeHead(let c, let drainClose):
+      close = c
+      if drainClose { stats.cxDrainClose.inc() }
+    }
+    var added: [(name: String, value: String)] = []
+    headBytes.withUnsafeReadableBytes { raw in
+      func indices(of name: String) -> [Int] {
+        head.fields.indices.filter {
+          HTTP1Bytes.equalsIgnoringASCIICase(
+            raw, head.fields[$0].name.lowerBound, head.fields[$0].name.upperBound, name)
+        }
+      }
+      var drop: [Int] = []
+      switch config.serverHeaderTransformation {
+      case .overwrite:
+        drop += indices(of: "server")
+        added.append(("server", config.serverName))
+      case .appendIfAbsent:
+        if indices(of: "server").isEmpty { added.append(("server", config.serverName)) }
+      case .passThrough:
+        break
+      }
+      let mutations = responseMutations(stream)
+      for name in mutations.removals { drop += indices(of: name) }
+      if let start = stream.upstreamStart {
+        added.append(
+          ("x-envoy-upstream-service-time", String((NIODeadline.now() - start).nanoseconds / 1_000_000)))
+      }
+      for addition in mutations.additions {
+        let existing = indices(of: addition.name)
+        switch addition.action {
+        case .append: break
+        case .addIfAbsent: if !existing.isEmpty { continue }
+        case .overwrite: drop += existing
+        case .overwriteIfExists:
+          if existing.isEmpty { continue }
+          drop += existing
+        }
+        if addition.value.isEmpty && !addition.keepEmptyValue { continue }
+        added.append((addition.name, addition.value))
+      }
+      rewrite.dropIndices = drop
+      if stream.responseHeaders == nil && !filter.accessLogFormats.isEmpty {
+        stream.responseHeaders = Self.headerMap(head, headBytes)
+      }
+    }
+    if close {
+      added.append(("connection", "close"))
+    } else if machine.stream?.requestKeepAlive == true && head.version == .http10 {
+      added.append(("connection", "keep-alive"))
+    }
+    rewrite.addedHeaders = added
+    var out = context.channel.allocator.buffer(capacity: head.length + 128)
+    let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? true
+    HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
+    stream.sent &+= UInt64(out.readableBytes)
+    context.write(wrapOutboundOut(out), promise: nil)
+    if let body, !coalesce {
+      stream.sent &+= UInt64(body.readableBytes)
+      context.write(wrapOutboundOut(body), promise: nil)
+    }
+    stream.clusterState?.countResponse(status: status)
+    if action == .upgrade {
+      context.flush()
+      // Bytes the client sent after its upgrade request belong to the tunnel.
+      if let early = pendingInput, let upstream = stream.upstream {
+        pendingInput = nil
+        upstream.write(early)
+        upstream.flush()
+      }
+      resumeReadingIfPaused()
+    }
+  }
+
+  private func responseMutations(_ stream: Stream) -> (
+    removals: [String], additions: [HeaderMutations.Addition]
+  ) {
+    var removals: [String] = []
+    var additions: [HeaderMutations.Addition] = []
+    if let weighted = stream.weighted {
+      removals += weighted.headers.responseToRemove
+      additions += weighted.headers.responseToAdd
+    }
+    if let route = stream.route {
+      removals += route.headers.responseToRemove
+      additions += route.headers.responseToAdd
+    }
+    if let vhost = stream.virtualHost {
+      removals += vhost.headers.responseToRemove
+      additions += vhost.headers.responseToAdd
+    }
+    removals += config.routeConfig.headers.responseToRemove
+    additions += config.routeConfig.headers.responseToAdd
+    return (removals, additions)
+  }
+
+  func upstreamResponseBody(_ bytes: ByteBuffer) {
+    guard let stream, let context else { return }
+    lastActivity = .now()
+    stream.sent &+= UInt64(bytes.readableBytes)
+    context.write(wrapOutboundOut(bytes), promise: nil)
+  }
+
+  func upstreamReadComplete() {
+    context?.flush()
+    reportBytes()
+  }
+
+  func upstreamResponseComplete(reusable: Bool) {
+    guard let stream, let context else { return }
+    let upstream = stream.upstream
+    stream.upstream = nil
+    let requestComplete = machine.stream?.requestComplete ?? false
+    upstream?.detach(reuse: reusable && requestComplete)
+    finishStream(stream)
+    switch machine.responseCompleted() {
+    case .close:
+      self.stream = nil
+      Self.flushThenClose(context, wrap: wrapOutboundOut)
+    case .keepAlive:
+      self.stream = nil
+      context.flush()
+      armTimer()
+      if var backlog = pendingInput {
+        pendingInput = nil
+        processInput(&backlog)
+        if backlog.readableBytes > 0 && !machine.isClosing { pendingInput = backlog }
+        flushUpstream()
+      }
+      resumeReadingIfPaused()
+    }
+  }
+
+  /// The upstream connection closed (or reset) before the response ended.
+  func upstreamReset(responseStarted: Bool) {
+    guard let stream else { return }
+    stream.upstream = nil
+    stream.clusterState?.rqRxReset.inc()
+    if !responseStarted && stream.status == nil {
+      if stream.unconfirmed != nil, !stream.retried, let host = stream.host,
+        let cluster = stream.clusterState?.cluster
+      {
+        // Closed before our first write was confirmed: nothing reached the upstream.
+        let bytes = stream.unconfirmed!
+        stream.retried = true
+        stream.unconfirmed = nil
+        stream.pendingUpstream = bytes
+        acquireUpstream(stream, cluster: cluster, host: host, allowPooled: false)
+        return
+      }
+      localReply(
+        stream, status: 503, body: HTTP1LocalReplyText.upstreamConnectionTermination, flag: "UC",
+        details: "upstream_reset_before_response_started{connection_termination}")
+    } else {
+      resetStream(flag: "UC", details: "upstream_reset_after_response_started{connection_termination}")
+    }
+  }
+
+  func upstreamProtocolError(_ error: HTTP1CodecError) {
+    guard let stream else { return }
+    stream.upstream = nil
+    stream.clusterState?.rqRxReset.inc()
+    if stream.status == nil {
+      localReply(
+        stream, status: HTTP1CodecError.upstreamProtocolErrorStatus,
+        body: "upstream connect error or disconnect/reset before headers. reset reason: protocol error",
+        flag: "UPE", details: HTTP1CodecError.upstreamProtocolErrorDetails)
+    } else {
+      resetStream(flag: "UPE", details: "upstream_reset_after_response_started{protocol_error}")
+    }
+  }
+
+  func upstreamBecameWritable() {
+    resumeReadingIfPaused()
+  }
+
+  // Tunnel (after 101).
+
+  func upstreamTunnelBytes(_ bytes: ByteBuffer) {
+    guard let context else { return }
+    lastActivity = .now()
+    stream?.sent &+= UInt64(bytes.readableBytes)
+    context.write(wrapOutboundOut(bytes), promise: nil)
+  }
+
+  func upstreamTunnelInputClosed() {
+    guard let context else { return }
+    if machine.inputClosed {
+      Self.flushThenClose(context, wrap: wrapOutboundOut)
+    } else {
+      let written = context.eventLoop.makePromise(of: Void.self)
+      context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
+      written.futureResult.assumeIsolated().whenComplete { _ in context.close(mode: .output, promise: nil) }
+    }
+  }
+
+  func upstreamTunnelClosed() {
+    guard let context else { return }
+    stream?.upstream = nil
+    machine.close()
+    Self.flushThenClose(context, wrap: wrapOutboundOut)
+  }
+
+  // MARK: Local replies, resets, completion
+
+  static let overflowText =
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+
+  /// Answers the current request from the proxy (Envoy's `sendLocalReply`).
+  private func localReply(
+    _ stream: Stream, status: Int, body: String, flag: String?, details: String, applyRoute: Bool = false,
+    extra: [(name: String, value: String)] = []
+  ) {
+    guard let context else { return }
+    if let flag { stream.flags.append(flag) }
+    stream.details = details
+    stream.status = status
+    stream.upstream?.detach(reuse: false)
+    stream.upstream = nil
+    stream.connecting = false
+    stream.pendingUpstream = []
+    // The rest of the request body will not be read: say so.
+    if machine.stream?.requestComplete == false { machine.closeAfterResponse() }
+    let action = machine.responseHeadStarted(
+      status: status, draining: proxy.drain.isDraining(connection.listener.direction), bodyUntilClose: false)
+    var close = true
+    if case .writeHead(let c, let drainClose) = action {
+      close = c
+      if drainClose { stats.cxDrainClose.inc() }
+    }
+    var headers: [(name: String, value: String)] = []
+    if config.serverHeaderTransformation != .passThrough { headers.append(("server", config.serverName)) }
+    headers += extra
+    if applyRoute {
+      let mutations = responseMutations(stream)
+      for addition in mutations.additions where !mutations.removals.contains(addition.name) {
+        if addition.value.isEmpty && !addition.keepEmptyValue { continue }
+        if addition.action == .overwriteIfExists { continue }
+        headers.append((addition.name, addition.value))
+      }
+    }
+    var out = context.channel.allocator.buffer(capacity: 160 + body.utf8.count)
+    HTTP1HeadWriter.writeLocalReply(
+      status: status, body: body, extraHeaders: headers, close: close, isHeadRequest: stream.isHead,
+      into: &out)
+    stream.sent &+= UInt64(out.readableBytes)
+    context.write(wrapOutboundOut(out), promise: nil)
+    finishStream(stream)
+    switch machine.responseCompleted() {
+    case .close:
+      self.stream = nil
+      pendingInput = nil
+      Self.flushThenClose(context, wrap: wrapOutboundOut)
+    case .keepAlive:
+      self.stream = nil
+      context.flush()
+      armTimer()
+      if var backlog = pendingInput {
+        pendingInput = nil
+        processInput(&backlog)
+        if backlog.readableBytes > 0 && !machine.isClosing { pendingInput = backlog }
+        flushUpstream()
+      }
+      resumeReadingIfPaused()
+    }
+  }
+
+  /// A request rejected by the codec before a stream existed.
+  private func codecError(_ error: HTTP1CodecError) {
+    stats.cxProtocolError.inc()
+    let stream = Stream(startTime: Self.wallClockNanos())
+    self.stream = stream
+    machine.requestStarted(keepAlive: false)
+    stats.rqTotal.inc()
+    stats.rqHTTP1Total.inc()
+    stats.rqActive.inc()
+    machine.closeAfterResponse()
+    localReply(
+      stream, status: error.httpStatus, body: HTTP1HeadWriter.reasonPhrase(error.httpStatus), flag: "DPE",
+      details: error.responseCodeDetails)
+  }
+
+  /// Ends the current stream abruptly: the upstream is closed and so is the downstream.
+  private func resetStream(flag: String, details: String) {
+    machine.streamReset()
+    if let stream {
+      stream.flags.append(flag)
+      stream.details = details
+      stream.upstream?.detach(reuse: false)
+      stream.upstream = nil
+      finishStream(stream)
+      stats.rqTxReset.inc()
+    }
+    stream = nil
+    pendingInput = nil
+    context?.close(promise: nil)
+  }
+
+  /// Stats, host counters and the access log of a stream, once.
+  private func finishStream(_ stream: Stream) {
+    guard !stream.finished else { return }
+    stream.finished = true
+    let now = NIODeadline.now()
+    lastActivity = now
+    stats.rqActive.dec()
+    if let status = stream.status {
+      stats.rqCompleted.inc()
+      stats.countResponse(status: status)
+    }
+    stats.rqTime.record(Double((now - stream.start).nanoseconds) / 1_000_000)
+    if stream.upstreamCounted, let clusterState = stream.clusterState {
+      stream.upstreamCounted = false
+      clusterState.rqActive.dec()
+      clusterState.rqCompleted.inc()
+      if let start = stream.upstreamStart {
+        clusterState.rqTime.record(Double((now - start).nanoseconds) / 1_000_000)
+      }
+      if let host = stream.host {
+        if let status = stream.status, status < 500, stream.flags.isEmpty {
+          host.requestSuccesses.wrappingAdd(1, ordering: .relaxed)
+        } else {
+          host.requestErrors.wrappingAdd(1, ordering: .relaxed)
+        }
+      }
+    }
+    guard !filter.accessLogFormats.isEmpty else { return }
+    var entry = AccessLogEntry(startTime: stream.startTime)
+    entry.durationMs = (now - stream.start).nanoseconds / 1_000_000
+    entry.downstreamRemote = connection.remoteAddress
+    entry.downstreamLocal = connection.localAddress
+    entry.upstreamHost = stream.host.map { $0.address.description }
+    entry.upstreamLocal = stream.upstreamLocal
+    entry.upstreamCluster = stream.clusterState?.cluster.name
+    entry.bytesReceived = stream.received
+    entry.bytesSent = stream.sent
+    entry.responseFlags = stream.flags
+    entry.requestedServerName = connection.serverName
+    entry.protocolName = "HTTP/1.1"
+    entry.responseCode = stream.status ?? 0
+    entry.routeName = stream.route?.name
+    entry.connectionTerminationDetails = nil
+    let requestHeaders = stream.requestHeaders ?? [:]
+    let responseHeaders = stream.responseHeaders ?? [:]
+    entry.requestHeader = { requestHeaders[$0] }
+    entry.responseHeader = { responseHeaders[$0] }
+    for (path, format) in filter.accessLogFormats {
+      proxy.accessLog.append(format.render(entry), to: path)
+    }
+  }
+
+  // MARK: Timers
+
+  /// One timer per connection, armed for the earliest deadline that matters now and re-armed when it
+  /// fires: route timeout, request timeout, stream idle timeout, connection idle timeout.
+  private func nextDeadline() -> NIODeadline? {
+    var earliest: NIODeadline?
+    func consider(_ d: NIODeadline?) {
+      guard let d else { return }
+      if earliest == nil || d < earliest! { earliest = d }
+    }
+    if let stream {
+      consider(stream.routeDeadline)
+      if let t = config.streamIdleTimeout, !machine.isTunnel { consider(lastActivity + t) }
+      if let t = config.requestTimeout, machine.stream?.requestComplete == false {
+        consider(stream.start + t)
+      }
+    } else if let t = config.idleTimeout {
+      consider(lastActivity + t)
+    }
+    return earliest
+  }
+
+  private func armTimer() {
+    guard let context, let deadline = nextDeadline() else { return }
+    if let armed = timerDeadline, armed <= deadline, timer != nil { return }
+    timer?.cancel()
+    timerDeadline = deadline
+    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+    timer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.timerFired() }
+  }
+
+  private func timerFired() {
+    timer = nil
+    timerDeadline = nil
+    guard context != nil, !machine.isClosing else { return }
+    let now = NIODeadline.now()
+    if let stream {
+      if let deadline = stream.routeDeadline, now >= deadline {
+        stream.clusterState?.rqTimeout.inc()
+        stream.host?.requestTimeouts.wrappingAdd(1, ordering: .relaxed)
+        if stream.status == nil {
+          stream.upstream?.detach(reuse: false)
+          stream.upstream = nil
+          localReply(
+            stream, status: 504, body: HTTP1LocalReplyText.upstreamRequestTimeout, flag: "UT",
+            details: "upstream_response_timeout")
+        } else {
+          resetStream(flag: "UT", details: "upstream_response_timeout")
+        }
+        return
+      }
+      if let t = config.requestTimeout, machine.stream?.requestComplete == false, now >= stream.start + t {
+        stats.rqTimeout.inc()
+        machine.closeAfterResponse()
+        localReply(
+          stream, status: 408, body: "request timeout", flag: nil, details: "request_overall_timeout")
+        return
+      }
+      if let t = config.streamIdleTimeout, !machine.isTunnel, now >= lastActivity + t {
+        stats.rqIdleTimeout.inc()
+        if stream.status == nil {
+          machine.closeAfterResponse()
+          localReply(stream, status: 408, body: "stream timeout", flag: "SI", details: "stream_idle_timeout")
+        } else {
+          resetStream(flag: "SI", details: "stream_idle_timeout")
+        }
+        return
+      }
+    } else if let t = config.idleTimeout, now >= lastActivity + t, pendingInput == nil {
+      stats.cxIdleTimeout.inc()
+      machine.close()
+      context?.close(promise: nil)
+      return
+    }
+    armTimer()
+  }
+
+  // MARK: Helpers
+
+  private func reportBytes() {
+    if rxUnreported > 0 {
+      stats.cxRxBytesTotal.add(rxUnreported)
+      rxUnreported = 0
+    }
+    if txUnreported > 0 {
+      stats.cxTxBytesTotal.add(txUnreported)
+      txUnreported = 0
+    }
+  }
+
+  /// Writes an empty buffer behind everything queued and closes once it is written.
+  static func flushThenClose(_ context: ChannelHandlerContext, wrap: (ByteBuffer) -> NIOAny) {
+    let written = context.eventLoop.makePromise(of: Void.self)
+    context.writeAndFlush(wrap(ByteBuffer()), promise: written)
+    written.futureResult.assumeIsolated().whenComplete { _ in
+      context.close(promise: nil)
+    }
+  }
+
+  static func headerMap(_ head: HTTP1Head, _ bytes: ByteBuffer) -> [String: String] {
+    bytes.withUnsafeReadableBytes { raw in
+      var map: [String: String] = [:]
+      for index in head.fields.indices {
+        let name = head.name(at: index, in: raw).lowercased()
+        if map[name] == nil { map[name] = head.value(at: index, in: raw) }
+      }
+      return map
+    }
+  }
+
+  static func wallClockNanos() -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+  }
+
+  /// A random (version 4) UUID, lower-case, as Envoy's `x-request-id`.
+  static func uuid() -> String {
+    var a = UInt64.random(in: 0...UInt64.max)
+    var b = UInt64.random(in: 0...UInt64.max)
+    a = (a & ~0xF000) | 0x4000
+    b = (b & ~(0xC000 << 48)) | (0x8000 << 48)
+    func hex(_ v: UInt64, _ digits: Int) -> String {
+      let s = String(v, radix: 16)
+      return String(repeating: "0", count: max(0, digits - s.count)) + s
+    }
+    return "\(hex(a >> 32, 8))-\(hex((a >> 16) & 0xFFFF, 4))-\(hex(a & 0xFFFF, 4))-"
+      + "\(hex(b >> 48, 4))-\(hex(b & 0xFFFF_FFFF_FFFF, 12))"
+  }
+}

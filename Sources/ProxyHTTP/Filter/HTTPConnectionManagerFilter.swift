@@ -1,0 +1,66 @@
+internal import EnvoyAPI
+package import NIOCore
+package import ProxyCore
+internal import SwiftProtobuf
+
+/// `envoy.filters.network.http_connection_manager` as a terminal filter: installs the HTTP/1.1
+/// downstream handler, which routes each request and proxies it over this loop's upstream pools.
+package struct HTTPConnectionManagerFilter: TerminalNetworkFilter {
+  package let config: HTTPConnectionManagerConfig
+  let stats: HTTPConnectionManagerStats
+  let accessLogFormats: [(path: String, format: AccessLogFormat)]
+  /// Upstream pools of this filter, one per event loop.
+  let pools: HTTPUpstreamPoolDirectory
+
+  package static let filterName = "envoy.filters.network.http_connection_manager"
+
+  package init(
+    config: HTTPConnectionManagerConfig, stats store: StatsStore, pools: HTTPUpstreamPoolDirectory = .init()
+  ) throws(ProxyConfigError) {
+    self.config = config
+    self.stats = HTTPConnectionManagerStats(store: store, prefix: config.statPrefix)
+    var formats: [(String, AccessLogFormat)] = []
+    for (i, log) in config.accessLogs.enumerated() {
+      do {
+        formats.append((log.path, try AccessLogFormat(log.format)))
+      } catch {
+        throw error.prefixed("access_log[\(i)]")
+      }
+    }
+    self.accessLogFormats = formats
+    self.pools = pools
+  }
+
+  package var filterName: String { Self.filterName }
+  package var clusterNames: [String] { config.clusterNames }
+
+  package func install(
+    on channel: any Channel, connection: DownstreamConnection, context: ProxyContext,
+    initialBytes: ByteBuffer?
+  ) throws {
+    let handler = HTTPDownstreamHandler(
+      filter: self, connection: connection, proxy: context, pool: pools.pool(on: channel.eventLoop),
+      initialBytes: initialBytes)
+    try channel.pipeline.syncOperations.addHandler(handler)
+  }
+
+  /// Registers the HTTP connection manager's type and name with the network filter registry. Every HCM
+  /// built through this registry shares one pool directory, so listeners reuse each other's upstream
+  /// connections (one pool per worker loop, as in Envoy).
+  package static func register(into registry: inout NetworkFilterRegistry) {
+    let pools = HTTPUpstreamPoolDirectory()
+    registry.register(
+      typeName: HTTPConnectionManagerConfig.Proto.protoMessageName, filterName: filterName
+    ) { any, context throws(ProxyConfigError) in
+      let proto: HTTPConnectionManagerConfig.Proto
+      do {
+        proto = try HTTPConnectionManagerConfig.Proto(serializedBytes: any.value)
+      } catch {
+        throw ProxyConfigError("", "cannot decode http_connection_manager config: \(error)")
+      }
+      let config = try HTTPConnectionManagerConfig(proto, accessLog: context.accessLog)
+      context.warnings.add(config.warnings)
+      return try HTTPConnectionManagerFilter(config: config, stats: context.stats, pools: pools)
+    }
+  }
+}

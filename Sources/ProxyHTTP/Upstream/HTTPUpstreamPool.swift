@@ -1,0 +1,143 @@
+internal import EnvoyAPI
+internal import NIOCore
+internal import ProxyCore
+internal import SwiftProtobuf
+internal import Synchronization
+
+/// The HTTP/1.1 connection pools of one event loop: per (cluster, host) a LIFO stack of idle
+/// keep-alive connections, and per cluster the cached HTTP stats. Only ever touched on its loop, so it
+/// takes no lock; the directory that finds it takes one per downstream connection, not per request.
+final class HTTPUpstreamPool {
+  let eventLoop: any EventLoop
+  private var idle: [ObjectIdentifier: [HTTPUpstreamHandler]] = [:]
+  private var clusters: [ObjectIdentifier: HTTPClusterState] = [:]
+
+  init(eventLoop: any EventLoop) {
+    self.eventLoop = eventLoop
+  }
+
+  /// The loop-local state of a cluster (stats cache, idle timeout), created on first use.
+  func state(for cluster: UpstreamCluster) -> HTTPClusterState {
+    let key = ObjectIdentifier(cluster)
+    if let state = clusters[key] { return state }
+    let state = HTTPClusterState(cluster: cluster)
+    clusters[key] = state
+    return state
+  }
+
+  /// The most recently used idle connection to `host`, if any is still open.
+  func acquire(host: UpstreamHost, cluster: UpstreamCluster) -> HTTPUpstreamHandler? {
+    let key = ObjectIdentifier(host)
+    while var stack = idle[key], let handler = stack.popLast() {
+      idle[key] = stack.isEmpty ? nil : stack
+      if handler.isReusable && handler.cluster === cluster { return handler }
+      handler.close()
+    }
+    return nil
+  }
+
+  /// Puts a connection whose response completed back on its host's stack.
+  func release(_ handler: HTTPUpstreamHandler) {
+    idle[ObjectIdentifier(handler.host), default: []].append(handler)
+  }
+
+  /// Forgets a pooled connection that closed or timed out.
+  func remove(_ handler: HTTPUpstreamHandler) {
+    let key = ObjectIdentifier(handler.host)
+    guard var stack = idle[key], let index = stack.firstIndex(where: { $0 === handler }) else { return }
+    stack.remove(at: index)
+    idle[key] = stack.isEmpty ? nil : stack
+  }
+
+  /// Idle connections to `host` (for tests and /clusters).
+  func idleCount(host: UpstreamHost) -> Int { idle[ObjectIdentifier(host)]?.count ?? 0 }
+}
+
+/// Finds the pool of the current event loop. Pools are created on their loop (NIOLoopBound must be).
+package final class HTTPUpstreamPoolDirectory: Sendable {
+  private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<HTTPUpstreamPool>]>([:])
+
+  package init() {}
+
+  /// Must be called on `eventLoop`.
+  func pool(on eventLoop: any EventLoop) -> HTTPUpstreamPool {
+    eventLoop.preconditionInEventLoop()
+    let key = ObjectIdentifier(eventLoop)
+    return pools.withLock { pools in
+      if let bound = pools[key] { return bound.value }
+      let pool = HTTPUpstreamPool(eventLoop: eventLoop)
+      pools[key] = NIOLoopBound(pool, eventLoop: eventLoop)
+      return pool
+    }
+  }
+}
+
+/// One cluster's HTTP view on one event loop: `cluster.<name>.upstream_rq_*` counters (the dynamic
+/// per-code ones cached in a dictionary, so the store's lock is taken once per code per loop), and the
+/// pooled-connection idle timeout from the cluster's `HttpProtocolOptions`.
+final class HTTPClusterState {
+  let cluster: UpstreamCluster
+  let rqTotal: Counter
+  let rqActive: Gauge
+  let rqCompleted: Counter
+  let rqTimeout: Counter
+  let rqPendingTotal: Counter
+  let rqPendingOverflow: Counter
+  let rqPendingActive: Gauge
+  let rqOverflow: Counter
+  let rqRxReset: Counter
+  let rqTxReset: Counter
+  let rqTime: Histogram
+  let cxHTTP1Total: Counter
+  let byClass: [Counter]
+  private var byCode: [Int: Counter] = [:]
+  /// Idle pooled connections are closed after this (Envoy's default 1 h); nil = never.
+  let idleTimeout: TimeAmount?
+
+  static let httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+  init(cluster: UpstreamCluster) {
+    self.cluster = cluster
+    let scope = cluster.stats.scope
+    rqTotal = scope.counter("upstream_rq_total")
+    rqActive = scope.gauge("upstream_rq_active")
+    rqCompleted = scope.counter("upstream_rq_completed")
+    rqTimeout = scope.counter("upstream_rq_timeout")
+    rqPendingTotal = scope.counter("upstream_rq_pending_total")
+    rqPendingOverflow = scope.counter("upstream_rq_pending_overflow")
+    rqPendingActive = scope.gauge("upstream_rq_pending_active")
+    rqOverflow = scope.counter("upstream_rq_overflow")
+    rqRxReset = scope.counter("upstream_rq_rx_reset")
+    rqTxReset = scope.counter("upstream_rq_tx_reset")
+    rqTime = scope.histogram("upstream_rq_time")
+    cxHTTP1Total = scope.counter("upstream_cx_http1_total")
+    byClass = (1...5).map { scope.counter("upstream_rq_\($0)xx") }
+    idleTimeout = Self.idleTimeout(of: cluster.config)
+  }
+
+  /// Counts a response status: `upstream_rq_<code>` and `upstream_rq_<N>xx`.
+  func countResponse(status: Int) {
+    let cls = status / 100
+    if cls >= 1 && cls <= 5 { byClass[cls - 1].inc() }
+    if let counter = byCode[status] {
+      counter.inc()
+    } else {
+      let counter = cluster.stats.scope.counter("upstream_rq_\(status)")
+      byCode[status] = counter
+      counter.inc()
+    }
+  }
+
+  /// `common_http_protocol_options.idle_timeout` of the cluster's `HttpProtocolOptions` (Istio sets
+  /// 1 h by default or what DestinationRule says); Envoy's default is 1 h, `0s` disables it.
+  static func idleTimeout(of config: Cluster) -> TimeAmount? {
+    guard let any = config.typedExtensionProtocolOptions[httpProtocolOptionsKey],
+      let options = try? Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions(unpackingAny: any),
+      options.hasCommonHTTPProtocolOptions, options.commonHTTPProtocolOptions.hasIdleTimeout
+    else { return .hours(1) }
+    let d = options.commonHTTPProtocolOptions.idleTimeout
+    guard d.seconds >= 0, d.nanos >= 0 else { return .hours(1) }
+    let ns = d.seconds * 1_000_000_000 + Int64(d.nanos)
+    return ns == 0 ? nil : .nanoseconds(ns)
+  }
+}

@@ -1,0 +1,142 @@
+import EnvoyAPI
+import NIOCore
+import SwiftProtobuf
+import Testing
+
+@testable import ProxyCore
+
+@Suite("Listener and cluster protos become validated models with precise errors")
+struct ConfigConversionTests {
+  let context = FilterBuildContext(
+    stats: try! StatsStore(config: StatsConfig()), accessLog: AccessLogSink(validateOnly: true))
+
+  func listener(_ json: String) throws -> Envoy_Config_Listener_V3_Listener {
+    EnvoyAPIMessageTypes.registerWithAny()
+    return try Envoy_Config_Listener_V3_Listener(jsonString: json)
+  }
+
+  func convert(_ json: String) throws(ProxyConfigError) -> (Listener, [ProxyConfigWarning]) {
+    var warnings: [ProxyConfigWarning] = []
+    let proto = try! listener(json)
+    let model = try Listener(proto, filters: .withTcpProxy(), context: context, warnings: &warnings)
+    return (model, warnings)
+  }
+
+  static let tcp =
+    #"{"name":"envoy.filters.network.tcp_proxy","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy","stat_prefix":"s","cluster":"c"}}"#
+
+  @Test func virtualOutbound() throws {
+    let (model, warnings) = try convert(
+      #"""
+      {"name":"virtualOutbound","address":{"socket_address":{"address":"0.0.0.0","port_value":15001}},
+       "use_original_dst":true,"traffic_direction":"OUTBOUND",
+       "filter_chains":[
+         {"name":"virtualOutbound-blackhole","filter_chain_match":{"destination_port":15001},"filters":[\#(Self.tcp)]},
+         {"name":"virtualOutbound-catchall-tcp","filters":[
+           {"name":"istio.stats","typed_config":{"@type":"type.googleapis.com/udpa.type.v1.TypedStruct","type_url":"type.googleapis.com/stats.PluginConfig","value":{}}},
+           \#(Self.tcp)]}]}
+      """#)
+    #expect(model.useOriginalDestination)
+    #expect(model.trafficDirection == .outbound)
+    #expect(model.statPrefix == "0.0.0.0_15001")
+    #expect(model.filterChains.map(\.name) == ["virtualOutbound-blackhole", "virtualOutbound-catchall-tcp"])
+    #expect(model.filterChains[1].skippedFilters == ["istio.stats"])
+    #expect(
+      warnings == [
+        ProxyConfigWarning(
+          "filter_chains[1].filters[0]", "Istio filter stats.PluginConfig accepted and skipped")
+      ])
+  }
+
+  @Test func errorsNameTheField() throws {
+    #expect(
+      throws: ProxyConfigError(
+        "filter_chains[0].filters[0].typed_config",
+        "unsupported network filter type \"type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy\""
+      )
+    ) {
+      _ = try self.convertRaw(
+        filtersJSON:
+          #"[{"name":"r","typed_config":{"@type":"type.googleapis.com/udpa.type.v1.TypedStruct","type_url":"type.googleapis.com/envoy.extensions.filters.network.redis_proxy.v3.RedisProxy"}}]"#
+      )
+    }
+    #expect(
+      throws: ProxyConfigError("filter_chains[0].filters[0].typed_config.stat_prefix", "must not be empty")
+    ) {
+      _ = try self.convertRaw(
+        filtersJSON:
+          #"[{"name":"t","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy","cluster":"c"}}]"#
+      )
+    }
+    #expect(
+      throws: ProxyConfigError(
+        "filter_chains[0].filters[1]",
+        "filter \"t2\" follows the terminal filter envoy.filters.network.tcp_proxy")
+    ) {
+      _ = try self.convertRaw(
+        filtersJSON: "[\(Self.tcp), "
+          + Self.tcp.replacingOccurrences(of: "envoy.filters.network.tcp_proxy", with: "t2") + "]")
+    }
+    #expect(throws: ProxyConfigError("address.socket_address.address", "\"localhost\" is not an IP address"))
+    {
+      _ = try self.convert(
+        #"{"name":"x","address":{"socket_address":{"address":"localhost","port_value":1}},"filter_chains":[{"filters":[\#(Self.tcp)]}]}"#
+      )
+    }
+  }
+
+  func convertRaw(filtersJSON: String) throws(ProxyConfigError) -> Listener {
+    try convert(
+      #"{"name":"x","address":{"socket_address":{"address":"127.0.0.1","port_value":1}},"filter_chains":[{"filters":\#(filtersJSON)}]}"#
+    ).0
+  }
+
+  @Test func listenerFilterPredicates() throws {
+    let (model, _) = try convert(
+      #"""
+      {"name":"virtualInbound","address":{"socket_address":{"address":"0.0.0.0","port_value":15006}},
+       "listener_filters":[
+         {"name":"envoy.filters.listener.original_dst","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.listener.original_dst.v3.OriginalDst"}},
+         {"name":"envoy.filters.listener.tls_inspector","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"},
+          "filter_disabled":{"or_match":{"rules":[{"destination_port_range":{"start":3306,"end":3307}},{"destination_port_range":{"start":15006,"end":15007}}]}}},
+         {"name":"envoy.filters.listener.http_inspector","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.listener.http_inspector.v3.HttpInspector"}}],
+       "listener_filters_timeout":"0s","continue_on_listener_filters_timeout":true,
+       "filter_chains":[{"filters":[\#(Self.tcp)]}]}
+      """#)
+    #expect(model.listenerFilters.map(\.kind) == [.originalDestination, .tlsInspector, .httpInspector])
+    #expect(model.listenerFiltersTimeout == nil)
+    let active = ActiveListener(config: model, stats: context.stats)
+    #expect(active.inspectors(destinationPort: 3306) == (tls: false, http: true))
+    #expect(active.inspectors(destinationPort: 8080) == (tls: true, http: true))
+  }
+
+  @Test func clusters() throws {
+    var warnings: [ProxyConfigWarning] = []
+    let passthrough = try Envoy_Config_Cluster_V3_Cluster(
+      jsonString:
+        #"{"name":"InboundPassthroughCluster","type":"ORIGINAL_DST","lb_policy":"CLUSTER_PROVIDED","connect_timeout":"10s","upstream_bind_config":{"source_address":{"address":"127.0.0.6","port_value":0},"extra_source_addresses":[{"address":{"address":"::6","port_value":0}}]}}"#
+    )
+    let model = try Cluster(passthrough, warnings: &warnings)
+    #expect(model.discovery == .originalDestination)
+    #expect(model.sourceAddresses.map(\.ipAddress) == ["127.0.0.6", "::6"])
+    #expect(model.connectTimeout == .seconds(10))
+    let bad = try Envoy_Config_Cluster_V3_Cluster(jsonString: #"{"name":"od","type":"ORIGINAL_DST"}"#)
+    #expect(
+      throws: ProxyConfigError(
+        "lb_policy", "an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED, not roundRobin")
+    ) {
+      _ = try Cluster(bad, warnings: &warnings)
+    }
+    let staticName = try Envoy_Config_Cluster_V3_Cluster(
+      jsonString:
+        #"{"name":"s","load_assignment":{"endpoints":[{"lb_endpoints":[{"endpoint":{"address":{"socket_address":{"address":"example.com","port_value":80}}}}]}]}}"#
+    )
+    #expect(
+      throws: ProxyConfigError(
+        "load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address",
+        "\"example.com\" is not an IP address")
+    ) {
+      _ = try Cluster(staticName, warnings: &warnings)
+    }
+  }
+}

@@ -1,0 +1,335 @@
+import EnvoyAPI
+import Foundation
+import NIOCore
+import ProxyCore
+import SwiftProtobuf
+import Testing
+
+@testable import ProxyHTTP
+
+/// Real sockets on 127.0.0.1: client → pilotfish HCM listener → test origin.
+@Suite(.serialized) struct HTTPProxyEndToEndTests {
+  @Test func keepAliveReusesOneUpstreamConnection() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    for i in 0..<5 {
+      try client.send("GET /hello/\(i) HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\n\r\n")
+      let response = try client.readResponse()
+      #expect(response.status == 200)
+      #expect(response.text.hasPrefix("GET /hello/\(i) HTTP/1.1\r\n"))
+      #expect(response.text.lowercased().contains("x-forwarded-proto: http"))
+      #expect(response.text.lowercased().contains("x-request-id: "))
+      #expect(response.header("server") == "envoy")
+      #expect(response.header("x-envoy-upstream-service-time") != nil)
+    }
+    #expect(proxy.counter("cluster.upstream.upstream_cx_total") == 1)
+    #expect(proxy.upstream!.connections.load(ordering: .relaxed) == 1)
+    #expect(proxy.counter("cluster.upstream.upstream_rq_total") == 5)
+    #expect(proxy.counter("cluster.upstream.upstream_rq_200") == 5)
+    #expect(proxy.counter("cluster.upstream.upstream_rq_2xx") == 5)
+    #expect(proxy.counter("http.ingress.downstream_rq_2xx") == 5)
+    #expect(proxy.counter("http.ingress.downstream_rq_total") == 5)
+    #expect(proxy.counter("cluster.upstream.upstream_cx_http1_total") == 1)
+    await proxy.shutdown()
+  }
+
+  @Test func hopByHopHeadersAreDropped() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    try client.send(
+      "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, x-secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\n"
+        + "X-Request-Id: given\r\n\r\n")
+    let response = try client.readResponse()
+    let seen = response.text.lowercased()
+    #expect(!seen.contains("x-secret"))
+    #expect(!seen.contains("keep-alive"))
+    #expect(seen.contains("x-request-id: given"))
+    #expect(!seen.contains("connection:"))
+    await proxy.shutdown()
+  }
+
+  @Test func postWithContentLengthStreamsOneMebibyteBothWays() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    let size = 1024 * 1024 + 17
+    let body = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+    let head = Array("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: \(size)\r\n\r\n".utf8)
+    let sender = Thread { try? client.send(head + body) }
+    sender.start()
+    let response = try client.readResponse()
+    #expect(response.status == 200)
+    #expect(response.body.count == size)
+    #expect(response.body == body)
+    // The connection stays usable.
+    try client.send("GET /after HTTP/1.1\r\nHost: h\r\n\r\n")
+    #expect(try client.readResponse().status == 200)
+    await proxy.shutdown()
+  }
+
+  @Test func postWithChunkedBodyStreamsBothWays() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    let body = chunkedBody(total: 1024 * 1024 + 5, chunk: 7000)
+    let head = Array("POST /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+    let sender = Thread { try? client.send(head + body) }
+    sender.start()
+    let response = try client.readResponse()
+    #expect(response.status == 200)
+    #expect(response.framing == .chunked)
+    // The chunked bytes arrive exactly as sent (the client's framer hands over the raw chunked body).
+    #expect(response.body == body)
+    await proxy.shutdown()
+  }
+
+  @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    var burst = ""
+    for i in 0..<4 { burst += "GET /p\(i) HTTP/1.1\r\nHost: h\r\n\r\n" }
+    burst += "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello"
+    burst += "GET /last HTTP/1.1\r\nHost: h\r\n\r\n"
+    try client.send(burst)
+    for i in 0..<4 {
+      let response = try client.readResponse()
+      #expect(response.text.hasPrefix("GET /p\(i) "))
+    }
+    #expect(try client.readResponse().text == "hello")
+    #expect(try client.readResponse().text.hasPrefix("GET /last "))
+    #expect(proxy.counter("cluster.upstream.upstream_cx_total") == 1)
+    await proxy.shutdown()
+  }
+
+  @Test func noRouteIs404() async throws {
+    let hcm = hcmProto(virtualHosts: [
+      virtualHostProto("a", domains: ["a.example"], routes: [routeProto(prefix: "/api")])
+    ])
+    let proxy = try await ProxyHarness(hcm: hcm)
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /other HTTP/1.1\r\nHost: a.example\r\n\r\n")
+    #expect(try client.readResponse().status == 404)
+    try client.send("GET /api HTTP/1.1\r\nHost: b.example\r\n\r\n")
+    #expect(try client.readResponse().status == 404)
+    try client.send("GET /api/x HTTP/1.1\r\nHost: A.Example\r\n\r\n")
+    #expect(try client.readResponse().status == 200)
+    #expect(proxy.counter("http.ingress.no_route") == 2)
+    #expect(proxy.counter("http.ingress.downstream_rq_4xx") == 2)
+    await proxy.shutdown()
+  }
+
+  @Test func closedUpstreamPortIs503WithUF() async throws {
+    // A port that was bound and closed again: nothing listens there.
+    let probe = try TestUpstream(group: NIOSingletons.posixEventLoopGroup)
+    let dead = probe.address
+    probe.close()
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("pf-hcm-\(UUID().uuidString).log")
+      .path
+    var hcm = hcmProto(virtualHosts: [virtualHostProto("all", domains: ["*"], routes: [routeProto()])])
+    var accessLog = Envoy_Config_Accesslog_V3_AccessLog()
+    accessLog.name = "envoy.access_loggers.file"
+    var file = Envoy_Extensions_AccessLoggers_File_V3_FileAccessLog()
+    file.path = log
+    file.format = "%RESPONSE_CODE% %RESPONSE_FLAGS% %PROTOCOL% %REQ(:PATH)% %UPSTREAM_CLUSTER%\n"
+    accessLog.typedConfig = try Google_Protobuf_Any(message: file)
+    hcm.accessLog = [accessLog]
+    let proxy = try await ProxyHarness(hcm: hcm, upstreamAddress: dead, withUpstream: false)
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    let response = try client.readResponse()
+    #expect(response.status == 503)
+    #expect(response.text == HTTP1LocalReplyText.upstreamConnectionFailure)
+    #expect(proxy.counter("cluster.upstream.upstream_cx_connect_fail") == 1)
+    proxy.accessLog.flush()
+    let line = try String(contentsOfFile: log, encoding: .utf8)
+    #expect(line == "503 UF HTTP/1.1 /x upstream\n")
+    try? FileManager.default.removeItem(atPath: log)
+    // Still keep-alive after a local 503.
+    try client.send("GET /y HTTP/1.1\r\nHost: h\r\n\r\n")
+    #expect(try client.readResponse().status == 503)
+    await proxy.shutdown()
+  }
+
+  @Test func directResponseAndRedirect() async throws {
+    var direct = Envoy_Config_Route_V3_Route()
+    direct.match.path = "/health"
+    direct.directResponse.status = 200
+    direct.directResponse.body.inlineString = "healthy"
+    var redirect = Envoy_Config_Route_V3_Route()
+    redirect.match.prefix = "/old"
+    redirect.redirect.prefixRewrite = "/new"
+    redirect.redirect.httpsRedirect = true
+    let hcm = hcmProto(virtualHosts: [
+      virtualHostProto("all", domains: ["*"], routes: [direct, redirect, routeProto()])
+    ])
+    let proxy = try await ProxyHarness(hcm: hcm)
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /health HTTP/1.1\r\nHost: h\r\n\r\n")
+    let health = try client.readResponse()
+    #expect(health.status == 200)
+    #expect(health.text == "healthy")
+    try client.send("GET /old/page?q=1 HTTP/1.1\r\nHost: h:80\r\n\r\n")
+    let moved = try client.readResponse()
+    #expect(moved.status == 301)
+    #expect(moved.header("location") == "https://h/new/page?q=1")
+    #expect(proxy.counter("http.ingress.rq_direct_response") == 1)
+    #expect(proxy.counter("http.ingress.rq_redirect") == 1)
+    #expect(proxy.upstream!.requests.load(ordering: .relaxed) == 0)
+    await proxy.shutdown()
+  }
+
+  @Test func prefixRewriteAndHeadersReachTheUpstream() async throws {
+    var route = routeProto(prefix: "/api/")
+    route.route.prefixRewrite = "/v2/"
+    route.route.hostRewriteLiteral = "backend.internal"
+    var add = Envoy_Config_Core_V3_HeaderValueOption()
+    add.header.key = "x-added"
+    add.header.value = "yes"
+    route.requestHeadersToAdd = [add]
+    route.requestHeadersToRemove = ["x-remove-me"]
+    var resp = Envoy_Config_Core_V3_HeaderValueOption()
+    resp.header.key = "x-resp"
+    resp.header.value = "r"
+    route.responseHeadersToAdd = [resp]
+    route.responseHeadersToRemove = ["server"]
+    let hcm = hcmProto(virtualHosts: [virtualHostProto("all", domains: ["*"], routes: [route])])
+    let proxy = try await ProxyHarness(hcm: hcm)
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /api/users?id=3 HTTP/1.1\r\nHost: front\r\nX-Remove-Me: 1\r\n\r\n")
+    let response = try client.readResponse()
+    let seen = response.text.lowercased()
+    #expect(response.text.hasPrefix("GET /v2/users?id=3 HTTP/1.1\r\n"))
+    #expect(seen.contains("host: backend.internal"))
+    #expect(!seen.contains("host: front"))
+    #expect(seen.contains("x-added: yes"))
+    #expect(!seen.contains("x-remove-me"))
+    #expect(seen.contains("x-envoy-original-path: /api/users?id=3"))
+    #expect(response.header("x-resp") == "r")
+    await proxy.shutdown()
+  }
+
+  @Test func smugglingVectorIsRejectedAndTheConnectionClosed() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    try client.send(
+      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"
+    )
+    let response = try client.readResponse()
+    #expect(response.status == 400)
+    #expect(response.header("connection") == "close")
+    #expect(client.isClosedByPeer())
+    #expect(proxy.upstream!.requests.load(ordering: .relaxed) == 0)
+    #expect(proxy.counter("http.ingress.downstream_cx_protocol_error") == 1)
+    await proxy.shutdown()
+  }
+
+  @Test func drainAddsConnectionClose() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /before HTTP/1.1\r\nHost: h\r\n\r\n")
+    #expect(try client.readResponse().header("connection") == nil)
+    proxy.context.drain.start(inboundOnly: false)
+    try client.send("GET /during HTTP/1.1\r\nHost: h\r\n\r\n")
+    let response = try client.readResponse()
+    #expect(response.status == 200)
+    #expect(response.header("connection") == "close")
+    #expect(client.isClosedByPeer())
+    #expect(proxy.counter("http.ingress.downstream_cx_drain_close") == 1)
+    await proxy.shutdown()
+  }
+
+  @Test func upstreamConnectionCloseRetiresTheConnection() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /close HTTP/1.1\r\nHost: h\r\n\r\n")
+    let first = try client.readResponse()
+    #expect(first.text == "ok")
+    #expect(first.header("connection") == nil)  // downstream keep-alive is independent
+    try client.send("GET /again HTTP/1.1\r\nHost: h\r\n\r\n")
+    #expect(try client.readResponse().status == 200)
+    #expect(proxy.counter("cluster.upstream.upstream_cx_total") == 2)
+    await proxy.shutdown()
+  }
+
+  @Test func expectContinueIsAnsweredLocally() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    try client.send("POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+    let interim = try client.readResponse()
+    #expect(interim.status == 100)
+    try client.send("abc")
+    let response = try client.readResponse()
+    #expect(response.status == 200)
+    #expect(response.text == "abc")
+    await proxy.shutdown()
+  }
+
+  @Test func clientHalfCloseStillGetsTheResponse() async throws {
+    let proxy = try await ProxyHarness()
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /half HTTP/1.1\r\nHost: h\r\n\r\n")
+    client.shutdownWrite()
+    let response = try client.readResponse()
+    #expect(response.status == 200)
+    // `connection: close` is there when the FIN arrived before the response head; either way the
+    // connection closes after the response.
+    #expect(client.isClosedByPeer())
+    await proxy.shutdown()
+  }
+
+  @Test func routeTimeoutIs504() async throws {
+    var route = routeProto()
+    route.route.timeout = .init(seconds: 0, nanos: 200_000_000)
+    let hcm = hcmProto(virtualHosts: [virtualHostProto("all", domains: ["*"], routes: [route])])
+    let proxy = try await ProxyHarness(hcm: hcm)
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /silent HTTP/1.1\r\nHost: h\r\n\r\n")
+    let response = try client.readResponse()
+    #expect(response.status == 504)
+    #expect(response.text == "upstream request timeout")
+    #expect(proxy.counter("cluster.upstream.upstream_rq_timeout") == 1)
+    await proxy.shutdown()
+  }
+
+  @Test func websocketUpgradeBecomesATunnel() async throws {
+    var hcm = hcmProto(virtualHosts: [virtualHostProto("all", domains: ["*"], routes: [routeProto()])])
+    var upgrade = HTTPConnectionManagerConfig.Proto.UpgradeConfig()
+    upgrade.upgradeType = "websocket"
+    hcm.upgradeConfigs = [upgrade]
+    let proxy = try await ProxyHarness(hcm: hcm)
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    let response = try client.readResponse()
+    #expect(response.status == 101)
+    try client.send("raw bytes \u{1}\u{2}")
+    #expect(try client.readBytes(12) == Array("raw bytes \u{1}\u{2}".utf8))
+    // Without upgrade_configs the same request is refused.
+    let plain = try await ProxyHarness()
+    let other = try TestClient(port: plain.port)
+    try other.send("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    #expect(try other.readResponse().status == 403)
+    await plain.shutdown()
+    await proxy.shutdown()
+  }
+
+  @Test func curlThroughTheProxy() async throws {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { return }
+    let proxy = try await ProxyHarness()
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    process.arguments = [
+      "-s", "-S", "--max-time", "10", "-H", "Host: curl.example",
+      "http://127.0.0.1:\(proxy.port)/one", "http://127.0.0.1:\(proxy.port)/two",
+    ]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    #expect(process.terminationStatus == 0)
+    let text = String(decoding: output, as: UTF8.self)
+    #expect(text.contains("GET /one HTTP/1.1"))
+    #expect(text.contains("GET /two HTTP/1.1"))
+    #expect(text.lowercased().contains("host: curl.example"))
+    #expect(proxy.counter("cluster.upstream.upstream_cx_total") == 1)
+    await proxy.shutdown()
+  }
+}

@@ -1,0 +1,262 @@
+import Foundation
+import TestSupport
+import Testing
+
+@testable import ProxyServer
+
+/// `pilotfish-proxy --mode serve` as pilot-agent runs it: the admin API answers in Envoy's formats, a
+/// tcp_proxy listener carries traffic, and the process stops cleanly on /quitquitquit and SIGTERM.
+@Suite("pilotfish-proxy serve and admin API", .serialized)
+struct ProxyServeTests {
+  /// A running proxy with its admin address known (via --admin-address-path).
+  final class RunningProxy {
+    let process = Process()
+    let admin: String
+    let stderr = Pipe()
+
+    init(bootstrap: String, extra: [String] = []) throws {
+      let config = try ProxyCommandLineTests.write(bootstrap, as: "bootstrap.yaml")
+      let addressFile = URL(fileURLWithPath: config).deletingLastPathComponent().appendingPathComponent(
+        "admin"
+      ).path
+      process.executableURL = try ProxyCommandLineTests.binary()
+      process.arguments = ["-c", config, "--admin-address-path", addressFile, "--concurrency", "1"] + extra
+      process.standardError = stderr
+      process.standardOutput = FileHandle.nullDevice
+      try process.run()
+      var address: String?
+      for _ in 0..<400 {
+        if let text = try? String(contentsOfFile: addressFile, encoding: .utf8), text.hasSuffix("\n") {
+          address = text.trimmingCharacters(in: .whitespacesAndNewlines)
+          break
+        }
+        if !process.isRunning { break }
+        usleep(25_000)
+      }
+      guard let address else {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        throw ProxyFailed(
+          log: String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+      }
+      admin = "http://\(address)"
+    }
+
+    struct ProxyFailed: Error, CustomStringConvertible {
+      var log: String
+      var description: String { "proxy did not start: \(log)" }
+    }
+
+    /// (status, body) of an admin request made with curl.
+    func request(_ path: String, method: String = "GET") throws -> (Int, String) {
+      let result = try ProxyCommandLineTests.runTool(
+        "/usr/bin/curl", ["-s", "-X", method, "-w", "\n%{http_code}", admin + path])
+      let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+      var body = lines.dropLast().joined(separator: "\n")
+      if body.hasSuffix("\n") { body.removeLast() }
+      return (Int(lines.last ?? "") ?? 0, body)
+    }
+
+    func waitUntilLive() -> Bool {
+      for _ in 0..<200 {
+        if (try? request("/ready"))?.1 == "LIVE" { return true }
+        usleep(25_000)
+      }
+      return false
+    }
+
+    func stop() {
+      if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+      process.waitUntilExit()
+    }
+
+    deinit { stop() }
+  }
+
+  static func bootstrap(upstreamPort: Int) -> String {
+    """
+    admin:
+      address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+    stats_config:
+      use_all_default_tags: false
+      stats_tags:
+      - {tag_name: cluster_name, regex: '^cluster\\.((.+?)\\.)'}
+      - {tag_name: tcp_prefix, regex: '^tcp\\.((.*?)\\.)\\w+?$'}
+    static_resources:
+      listeners:
+      - name: echo_in
+        address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+        traffic_direction: INBOUND
+        filter_chains:
+        - filters:
+          - name: envoy.filters.network.tcp_proxy
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+              stat_prefix: echo
+              cluster: echo
+      clusters:
+      - name: echo
+        connect_timeout: 1s
+        load_assignment:
+          cluster_name: echo
+          endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: \(upstreamPort)}}}}]}]
+    """
+  }
+
+  @Test func adminAnswersLikeEnvoyAndTrafficFlows() throws {
+    let upstream = try LoopbackServer(.echo)
+    let proxy = try RunningProxy(bootstrap: Self.bootstrap(upstreamPort: upstream.port))
+    defer { proxy.stop() }
+    #expect(proxy.waitUntilLive())
+
+    // /listeners gives the bound port; traffic goes through.
+    let (_, listeners) = try proxy.request("/listeners")
+    #expect(listeners.hasPrefix("echo_in::127.0.0.1:"))
+    let port = Int(listeners.split(separator: ":").last!.trimmingCharacters(in: .whitespacesAndNewlines))!
+    let client = try LoopbackClient(port: port)
+    #expect(client.send("hello"))
+    client.finishWriting()
+    #expect(client.readAll() == Array("hello".utf8))
+    client.close()
+
+    // pilot-agent's readiness query, parsed the way pilot-agent parses it.
+    let (status, text) = try proxy.request(
+      "/stats?usedonly&filter=%5E%28server%5C.state%7Clistener_manager%5C.workers_started%29")
+    #expect(status == 200)
+    var values: [String: String] = [:]
+    for line in text.split(separator: "\n") {
+      let parts = line.split(separator: ":", maxSplits: 1)
+      values[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces)
+    }
+    #expect(values == ["server.state": "0", "listener_manager.workers_started": "1"])
+
+    // Per-host and per-cluster state.
+    let (_, clusters) = try proxy.request("/clusters")
+    #expect(clusters.contains("echo::127.0.0.1:\(upstream.port)::cx_total::1"))
+    #expect(clusters.contains("echo::default_priority::max_connections::1024"))
+    let (_, clustersJSON) = try proxy.request("/clusters?format=json")
+    let parsedClusters = try JSONSerialization.jsonObject(with: Data(clustersJSON.utf8)) as? [String: Any]
+    #expect((parsedClusters?["cluster_statuses"] as? [[String: Any]])?.first?["name"] as? String == "echo")
+
+    // Prometheus with the configured tag extraction, accepted by promtool when it is installed.
+    let (_, prometheus) = try proxy.request("/stats/prometheus")
+    #expect(prometheus.contains("envoy_cluster_upstream_cx_total{cluster_name=\"echo\"} 1"), "\(prometheus)")
+    #expect(prometheus.contains("# TYPE envoy_server_state gauge"))
+    if FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") {
+      let file = try ProxyCommandLineTests.write(prometheus + "\n", as: "metrics.txt")
+      let check = try ProxyCommandLineTests.runTool("/bin/sh", ["-c", "promtool check metrics < \(file)"])
+      // 3 = lint findings only (no HELP lines, Envoy's counter names): Envoy's own output has them too.
+      #expect(check.status == 0 || check.status == 3, "\(check.stdout)\(check.stderr)")
+    }
+
+    // JSON documents: /stats?format=json, /server_info, /config_dump.
+    let (_, statsJSON) = try proxy.request("/stats?format=json&filter=server.state")
+    let stats = try JSONSerialization.jsonObject(with: Data(statsJSON.utf8)) as? [String: Any]
+    #expect(
+      (stats?["stats"] as? [[String: Any]])?.contains { $0["name"] as? String == "server.state" } == true)
+    let (_, info) = try proxy.request("/server_info")
+    let serverInfo = try JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any]
+    #expect(serverInfo?["state"] as? String == "LIVE")
+    let (_, dump) = try proxy.request("/config_dump")
+    let configs =
+      (try JSONSerialization.jsonObject(with: Data(dump.utf8)) as? [String: Any])?["configs"]
+      as? [[String: Any]]
+    #expect(
+      configs?.map { ($0["@type"] as? String ?? "").split(separator: ".").last.map(String.init) ?? "" } == [
+        "BootstrapConfigDump", "ClustersConfigDump", "ListenersConfigDump", "RoutesConfigDump",
+        "SecretsConfigDump",
+      ])
+
+    // Mutations need POST; logging levels change; a bad filter is a 400.
+    #expect(try proxy.request("/quitquitquit").0 == 405)
+    let (logStatus, logging) = try proxy.request("/logging?level=debug", method: "POST")
+    #expect(logStatus == 200 && logging.contains("  upstream: debug"))
+    #expect(try proxy.request("/stats?filter=%28").0 == 400)
+    #expect(try proxy.request("/reset_counters", method: "POST").1 == "OK")
+    #expect(
+      try proxy.request("/stats?filter=%5Etcp%5C.echo%5C.downstream_cx_total").1
+        == "tcp.echo.downstream_cx_total: 0")
+
+    // /healthcheck/fail turns /ready to DRAINING (503); /healthcheck/ok back.
+    _ = try proxy.request("/healthcheck/fail", method: "POST")
+    #expect(try proxy.request("/ready") == (503, "DRAINING"))
+    _ = try proxy.request("/healthcheck/ok", method: "POST")
+    #expect(try proxy.request("/ready") == (200, "LIVE"))
+
+    // /quitquitquit: OK, then a clean exit.
+    #expect(try proxy.request("/quitquitquit", method: "POST").1 == "OK")
+    proxy.process.waitUntilExit()
+    #expect(proxy.process.terminationStatus == 0)
+  }
+
+  @Test func sigtermExitsCleanly() throws {
+    let upstream = try LoopbackServer(.echo)
+    let proxy = try RunningProxy(bootstrap: Self.bootstrap(upstreamPort: upstream.port))
+    #expect(proxy.waitUntilLive())
+    kill(proxy.process.processIdentifier, SIGTERM)
+    proxy.process.waitUntilExit()
+    #expect(proxy.process.terminationStatus == 0)
+  }
+
+  @Test func aListenerThatCannotBindFailsNamingIt() throws {
+    let busy = try LoopbackServer(.echo)
+    let config = Self.bootstrap(upstreamPort: busy.port).replacingOccurrences(
+      of: "address: 127.0.0.1, port_value: 0}}\n    traffic_direction",
+      with: "address: 127.0.0.1, port_value: \(busy.port)}}\n    traffic_direction")
+    let path = try ProxyCommandLineTests.write(config, as: "busy.yaml")
+    let result = try ProxyCommandLineTests.run(["-c", path, "--concurrency", "1"])
+    #expect(result.status == 1)
+    #expect(
+      result.stderr.contains("listener 'echo_in': cannot bind to 127.0.0.1:\(busy.port)"), "\(result.stderr)")
+  }
+
+  @Test func validateReportsModelErrorsWithTheirPath() throws {
+    let config = Self.bootstrap(upstreamPort: 1).replacingOccurrences(
+      of: "connect_timeout: 1s", with: "type: ORIGINAL_DST")
+    let (path, result) = try ProxyCommandLineTests.validate(config, as: "od.yaml")
+    #expect(result.status == 1)
+    #expect(
+      result.stderr.contains(
+        "\(path): static_resources.clusters[0].lb_policy: an ORIGINAL_DST cluster needs lb_policy CLUSTER_PROVIDED, not roundRobin"
+      ),
+      "\(result.stderr)")
+  }
+}
+
+@Suite struct CPUBudgetTests {
+  @Test func cgroupQuotaLimitsWorkers() {
+    #expect(CPUBudget.workerCount(cpuMax: "max 100000\n", cores: 8) == 8)
+    #expect(CPUBudget.workerCount(cpuMax: "150000 100000\n", cores: 8) == 2)
+    #expect(CPUBudget.workerCount(cpuMax: "50000 100000", cores: 8) == 1)
+    #expect(CPUBudget.workerCount(cpuMax: "800000 100000", cores: 2) == 2)
+    #expect(CPUBudget.workerCount(cpuMax: "garbage", cores: 4) == 4)
+  }
+}
+
+@Suite struct IstioExtensionTypeTests {
+  @Test func istioFilterTypesAreSkippedWithAWarning() throws {
+    let config = """
+      static_resources:
+        listeners:
+        - name: in
+          address: {socket_address: {address: 127.0.0.1, port_value: 0}}
+          filter_chains:
+          - filters:
+            - name: istio.stats
+              typed_config: {"@type": type.googleapis.com/stats.PluginConfig, disable_host_header_fallback: true}
+            - name: envoy.filters.network.tcp_proxy
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+                stat_prefix: in
+                cluster: c
+        clusters:
+        - name: c
+      """
+    let (path, result) = try ProxyCommandLineTests.validate(config, as: "istio.yaml")
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stdout == "configuration '\(path)' OK\n")
+    #expect(
+      result.stderr.contains(
+        "static_resources.listeners[0].filter_chains[0].filters[0]: Istio filter stats.PluginConfig accepted and skipped"),
+      "\(result.stderr)")
+  }
+}

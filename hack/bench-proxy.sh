@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Benchmarks pilotfish-proxy against HAProxy (one worker each) and a direct connection, in one run:
+# HTTP/1.1 keep-alive rps and latency through an L4 (tcp_proxy / mode tcp) and an L7 (HCM / mode http)
+# proxy, connection rate (a new connection per request), bulk TCP throughput, CPU per request, proxy RSS
+# idle and per 1,000 idle connections, and start-to-ready time. Ratios against HAProxy are printed.
+#
+#   hack/bench-proxy.sh [--duration 8] [--runs 3] [--connections 64]
+#
+# Needs: nginx, haproxy, wrk, curl (installed here if missing) and a release build (built here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(nginx-light haproxy wrk curl python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+echo "bench: building pilotfish-proxy (release)" >&2
+swift build -c release --product pilotfish-proxy >&2
+exec python3 hack/bench/proxy_bench.py --proxy "$(swift build -c release --show-bin-path)/pilotfish-proxy" "$@"

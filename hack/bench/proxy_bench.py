@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""pilotfish-proxy vs HAProxy vs direct, one worker each, on loopback. Called by hack/bench-proxy.sh.
+
+Every variant puts the same nginx (one worker, 1 KiB response) behind the proxy and drives it with wrk.
+Variants alternate within each run; the table shows medians over --runs. CPU per request is the proxy
+process's own user+system time divided by the requests it carried, which is the fair comparison on a
+2-core box where wrk and nginx compete for the same CPUs (see ../shared/docs/proxy-performance.md).
+"""
+import argparse
+import os
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wrk(url, seconds, connections, close=False):
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if close:
+        args[1:1] = ["-H", "Connection: close"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+
+    def latency(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        v = float(m.group(1))
+        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+
+    return {
+        "rps": rps, "requests": total, "p50": latency(50), "p99": latency(99),
+        "errors": int(errors.group(1)) if errors else 0, "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
+
+
+class Nginx:
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.dir = workdir
+        body = "x" * 1024
+        with open(os.path.join(workdir, "big.bin"), "wb") as f:
+            f.write(os.urandom(1 << 20) * 256)  # 256 MiB
+        conf = os.path.join(workdir, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes 1;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx-error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  sendfile on;
+  client_body_temp_path {workdir}/body;
+  proxy_temp_path {workdir}/proxy;
+  fastcgi_temp_path {workdir}/fastcgi;
+  uwsgi_temp_path {workdir}/uwsgi;
+  scgi_temp_path {workdir}/scgi;
+  server {{
+    listen 127.0.0.1:{self.port} backlog=4096;
+    location = / {{ default_type text/plain; return 200 "{body}"; }}
+    location = /big.bin {{ root {workdir}; }}
+  }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", conf, "-p", workdir], stderr=subprocess.DEVNULL)
+        if not wait_port(self.port):
+            sys.exit("bench: nginx did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class HAProxy:
+    name = "haproxy"
+
+    def __init__(self, workdir, upstream):
+        self.tcp_port, self.http_port = free_port(), free_port()
+        conf = os.path.join(workdir, "haproxy.cfg")
+        with open(conf, "w") as f:
+            f.write(f"""
+global
+  nbthread 1
+  maxconn 100000
+defaults
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend tcp_in
+  mode tcp
+  bind 127.0.0.1:{self.tcp_port}
+  default_backend tcp_nginx
+backend tcp_nginx
+  mode tcp
+  server n 127.0.0.1:{upstream}
+frontend http_in
+  mode http
+  option http-keep-alive
+  bind 127.0.0.1:{self.http_port}
+  default_backend http_nginx
+backend http_nginx
+  mode http
+  http-reuse always
+  server n 127.0.0.1:{upstream}
+""")
+        start = time.monotonic()
+        self.proc = subprocess.Popen(["haproxy", "-f", conf, "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.tcp_port) or not wait_port(self.http_port):
+            sys.exit("bench: haproxy did not start")
+        self.ready_seconds = time.monotonic() - start
+        self.pid = self.proc.pid
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Pilotfish:
+    name = "pilotfish"
+
+    def __init__(self, workdir, upstream, binary):
+        self.tcp_port, self.http_port, self.admin = free_port(), free_port(), free_port()
+        tcp = """
+  - name: tcp_in
+    address: {socket_address: {address: 127.0.0.1, port_value: %d}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: tcp_in
+          cluster: nginx""" % self.tcp_port
+        http = """
+  - name: http_in
+    address: {socket_address: {address: 127.0.0.1, port_value: %d}}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: http_in
+          route_config:
+            virtual_hosts:
+            - {name: all, domains: ["*"], routes: [{match: {prefix: "/"}, route: {cluster: nginx, timeout: 0s}}]}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}""" % self.http_port
+        cluster = """
+  clusters:
+  - name: nginx
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: nginx
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}}]}]
+""" % upstream
+        admin = "admin:\n  address: {socket_address: {address: 127.0.0.1, port_value: %d}}\n" % self.admin
+        conf = os.path.join(workdir, "pilotfish.yaml")
+        with open(conf, "w") as f:
+            f.write(admin + "static_resources:\n  listeners:" + tcp + http + cluster)
+        if subprocess.run([binary, "-c", conf, "--mode", "validate"], capture_output=True).returncode != 0:
+            # No HTTP connection manager in this build: benchmark L4 only.
+            with open(conf, "w") as f:
+                f.write(admin + "static_resources:\n  listeners:" + tcp + cluster)
+            self.http_port = None
+        start = time.monotonic()
+        self.proc = subprocess.Popen(
+            [binary, "-c", conf, "--concurrency", "1", "-l", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = start + 20
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/ready", timeout=0.5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.005)
+        else:
+            sys.exit("bench: pilotfish-proxy did not become ready")
+        self.ready_seconds = time.monotonic() - start
+        self.pid = self.proc.pid
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+
+
+def idle_connections_rss(proxy, port, count=1000):
+    """RSS growth (KiB) for `count` idle client connections through the proxy's L4 listener."""
+    before = rss_kib(proxy.pid)
+    sockets = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        sockets.append(s)
+    time.sleep(1.0)
+    after = rss_kib(proxy.pid)
+    for s in sockets:
+        s.close()
+    time.sleep(0.5)
+    return after - before
+
+
+def throughput_mib_s(port):
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", f"http://127.0.0.1:{port}/big.bin"],
+        capture_output=True, text=True, check=True).stdout
+    return float(out) / (1 << 20)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--proxy", required=True)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+    workdir = tempfile.mkdtemp(prefix="pf-bench-")
+    nginx = Nginx(workdir)
+    haproxy = HAProxy(workdir, nginx.port)
+    pilotfish = Pilotfish(workdir, nginx.port, args.proxy)
+    try:
+        results = {}
+
+        def record(key, value):
+            results.setdefault(key, []).append(value)
+
+        variants = [("direct", None, nginx.port, False), ("haproxy tcp", haproxy, haproxy.tcp_port, False),
+                    ("pilotfish tcp_proxy", pilotfish, pilotfish.tcp_port, False),
+                    ("haproxy http", haproxy, haproxy.http_port, False)]
+        if pilotfish.http_port:
+            variants.append(("pilotfish http", pilotfish, pilotfish.http_port, False))
+        variants += [("direct, new connection per request", None, nginx.port, True),
+                     ("haproxy tcp, new connection per request", haproxy, haproxy.tcp_port, True),
+                     ("pilotfish tcp_proxy, new connection per request", pilotfish, pilotfish.tcp_port, True)]
+        for run in range(args.runs):
+            for name, proxy, port, close in variants:
+                wrk(f"http://127.0.0.1:{port}/", 1, args.connections, close)  # warm-up
+                cpu0 = cpu_seconds(proxy.pid) if proxy else 0
+                r = wrk(f"http://127.0.0.1:{port}/", args.duration, args.connections, close)
+                cpu = cpu_seconds(proxy.pid) - cpu0 if proxy else float("nan")
+                r["us_per_req"] = cpu / r["requests"] * 1e6 if proxy else float("nan")
+                record(name, r)
+                print(f"run {run + 1}: {name}: {r['rps']:.0f} rps, p99 {r['p99']:.2f} ms, "
+                      f"{r['us_per_req']:.1f} µs CPU/req, errors {r['errors']} {r['socket_errors']}", file=sys.stderr)
+            for name, port in [("direct", nginx.port), ("haproxy tcp", haproxy.tcp_port),
+                               ("pilotfish tcp_proxy", pilotfish.tcp_port)]:
+                record("throughput " + name, throughput_mib_s(port))
+
+        def median(key, field):
+            return statistics.median(r[field] for r in results[key])
+
+        print()
+        print(f"wrk -t1 -c{args.connections} -d{args.duration}s, 1 KiB responses from nginx, medians of {args.runs} runs")
+        print(f"{'variant':48} {'rps':>9} {'×HAProxy':>9} {'p50 ms':>7} {'p99 ms':>7} {'µs CPU/req':>11} {'×HAProxy CPU':>13}")
+        for name, proxy, _, close in variants:
+            peer = None
+            if name.startswith("pilotfish tcp_proxy"):
+                peer = name.replace("pilotfish tcp_proxy", "haproxy tcp")
+            elif name.startswith("pilotfish http"):
+                peer = "haproxy http"
+            rps = median(name, "rps")
+            cpu = median(name, "us_per_req")
+            ratio = f"{rps / median(peer, 'rps'):.2f}" if peer else "–"
+            cpu_ratio = f"{cpu / median(peer, 'us_per_req'):.2f}" if peer else "–"
+            print(f"{name:48} {rps:9.0f} {ratio:>9} {median(name, 'p50'):7.2f} {median(name, 'p99'):7.2f} "
+                  f"{cpu:11.1f} {cpu_ratio:>13}")
+        print()
+        t_direct = statistics.median(results["throughput direct"])
+        t_ha = statistics.median(results["throughput haproxy tcp"])
+        t_pf = statistics.median(results["throughput pilotfish tcp_proxy"])
+        print(f"bulk TCP (256 MiB via curl): direct {t_direct:.0f} MiB/s, haproxy {t_ha:.0f} MiB/s, "
+              f"pilotfish {t_pf:.0f} MiB/s (×HAProxy {t_pf / t_ha:.2f})")
+        pf_idle, ha_idle = rss_kib(pilotfish.pid), rss_kib(haproxy.pid)
+        pf_conn = idle_connections_rss(pilotfish, pilotfish.tcp_port)
+        ha_conn = idle_connections_rss(haproxy, haproxy.tcp_port)
+        print(f"RSS idle: pilotfish {pf_idle / 1024:.1f} MiB, haproxy {ha_idle / 1024:.1f} MiB")
+        print(f"RSS per 1,000 idle proxied connections: pilotfish {pf_conn / 1024:.1f} MiB, haproxy {ha_conn / 1024:.1f} MiB")
+        print(f"start to ready: pilotfish {pilotfish.ready_seconds * 1000:.0f} ms (/ready 200), "
+              f"haproxy {haproxy.ready_seconds * 1000:.0f} ms (port accepting)")
+    finally:
+        pilotfish.stop()
+        haproxy.stop()
+        nginx.stop()
+
+
+if __name__ == "__main__":
+    main()
