@@ -20,6 +20,9 @@ package struct BootstrapGenerator: Sendable {
   package var sdsSocketPath: String
   package var xdsSocketPath: String
 
+  /// False when ProxyConfig's `discoveryAddress` is empty: no istiod, the sidecar config is static.
+  package var hasControlPlane: Bool { !pod.proxyConfig.discoveryAddress.isEmpty }
+
   package static let defaultSDSSocket = "./var/run/secrets/workload-spiffe-uds/socket"
   package static let defaultXDSSocket = "./etc/istio/proxy/XDS"
 
@@ -141,10 +144,16 @@ package struct BootstrapGenerator: Sendable {
     b.layeredRuntime = layeredRuntime
     b.statsConfig = statsConfig
     b.admin = admin
-    b.dynamicResources = dynamicResources
     do {
       b.staticResources.clusters = try staticClusters()
       b.staticResources.listeners = [try healthListener()]
+      if hasControlPlane {
+        b.dynamicResources = dynamicResources
+      } else {
+        // No discovery address: serve an empty mesh's sidecar config statically.
+        b.staticResources.clusters += staticSidecarClusters()
+        b.staticResources.listeners += try staticSidecarListeners()
+      }
     } catch let error as AgentError {
       throw error
     } catch {

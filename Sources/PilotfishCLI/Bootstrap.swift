@@ -29,6 +29,10 @@ struct Bootstrap: ParsableCommand {
   var domain: String?
   @Flag(name: .customLong("sotw"), help: "Use state-of-the-world ADS (GRPC) instead of delta xDS.")
   var stateOfTheWorld = false
+  @Flag(
+    name: .customLong("no-control-plane"),
+    help: "No istiod: include the empty mesh's sidecar listeners (15001, 15006) as static resources.")
+  var noControlPlane = false
 
   func run() throws {
     let env = ProcessInfo.processInfo.environment
@@ -40,6 +44,7 @@ struct Bootstrap: ParsableCommand {
         pod = try PodMetadata.fromEnvironment(env, root: ".", meshConfigPath: meshConfig)
       }
       if let domain, !domain.isEmpty { pod.domain = domain }
+      if noControlPlane { pod.proxyConfig.discoveryAddress = "" }
       let generator = try BootstrapGenerator(pod: pod, xdsMode: stateOfTheWorld ? .stateOfTheWorld : nil)
       let text = try generator.json()
       if let output {

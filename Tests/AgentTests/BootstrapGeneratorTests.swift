@@ -210,3 +210,30 @@ struct BootstrapGeneratorTests {
     #expect(text == expected, "bootstrap differs from \(golden.path); rerun with PILOTFISH_UPDATE_GOLDEN=1")
   }
 }
+
+extension BootstrapGeneratorTests {
+  @Test("without a control plane the empty mesh's sidecar config is static")
+  func withoutAControlPlaneTheSidecarConfigIsStatic() throws {
+    var pod = try samplePod()
+    pod.proxyConfig.discoveryAddress = ""
+    pod.instanceIPs = ["10.0.0.2", "fd00::2"]
+    let bootstrap = try BootstrapGenerator(pod: pod).bootstrap()
+    #expect(!bootstrap.hasDynamicResources)
+    let listeners = bootstrap.staticResources.listeners.map(\.name)
+    #expect(
+      listeners == [
+        "0.0.0.0_15021", "virtualOutbound", "virtualInbound", "virtualOutbound6", "virtualInbound6",
+      ])
+    let outbound = bootstrap.staticResources.listeners[1]
+    #expect(outbound.useOriginalDst.value)
+    #expect(
+      outbound.filterChains.map(\.name) == ["virtualOutbound-blackhole", "virtualOutbound-catchall-tcp"])
+    let inbound = bootstrap.staticResources.clusters.first { $0.name == "InboundPassthroughCluster" }
+    #expect(inbound?.upstreamBindConfig.sourceAddress.address == "127.0.0.6")
+    #expect(inbound?.upstreamBindConfig.extraSourceAddresses.first?.address.address == "::6")
+    // With istiod, none of it: LDS/CDS come over ADS.
+    let withIstiod = try BootstrapGenerator(pod: samplePod()).bootstrap()
+    #expect(withIstiod.hasDynamicResources)
+    #expect(withIstiod.staticResources.listeners.map(\.name) == ["0.0.0.0_15021"])
+  }
+}

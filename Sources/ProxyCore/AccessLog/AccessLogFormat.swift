@@ -95,6 +95,21 @@ package struct AccessLogFormat: Sendable {
     throw ProxyConfigError("format", "unknown command operator %\(command)%")
   }
 
+  /// Compiles the formats of a filter's access logs; errors name `access_log[i]`.
+  package static func compile(
+    _ logs: [AccessLogConfig]
+  ) throws(ProxyConfigError) -> [(path: String, format: AccessLogFormat)] {
+    var formats: [(path: String, format: AccessLogFormat)] = []
+    for (i, log) in logs.enumerated() {
+      do {
+        formats.append((log.path, try AccessLogFormat(log.format)))
+      } catch {
+        throw error.prefixed("access_log[\(i)]")
+      }
+    }
+    return formats
+  }
+
   package func render(_ entry: AccessLogEntry) -> String {
     var out = ""
     out.reserveCapacity(160)

@@ -258,7 +258,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
     if downstreamInputClosed {
       closeBoth()
     } else if let context {
-      Self.flushThenClose(context, mode: .output, wrap: wrapOutboundOut)
+      context.closeAfterPendingWrites(mode: .output)
     }
   }
 
@@ -281,7 +281,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
     if let context, !closing {
       closing = true
       closedByUpstream = true
-      Self.flushThenClose(context, mode: .all, wrap: wrapOutboundOut)
+      context.closeAfterPendingWrites(mode: .all)
     } else {
       finish()
     }
@@ -292,7 +292,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
   private func closeBoth() {
     closing = true
     upstream?.closeAfterFlush()
-    if let context { Self.flushThenClose(context, mode: .all, wrap: wrapOutboundOut) }
+    if let context { context.closeAfterPendingWrites(mode: .all) }
   }
 
   /// Closes a connection that never got (or lost) its upstream, with an Envoy response flag.
@@ -301,18 +301,6 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
     terminationDetails = details
     closing = true
     context?.close(promise: nil)
-  }
-
-  /// Writes an empty buffer behind everything queued and closes once it is written, so no bytes already
-  /// accepted from the other side are dropped.
-  static func flushThenClose(
-    _ context: ChannelHandlerContext, mode: CloseMode, wrap: (ByteBuffer) -> NIOAny
-  ) {
-    let written = context.eventLoop.makePromise(of: Void.self)
-    context.writeAndFlush(wrap(ByteBuffer()), promise: written)
-    written.futureResult.assumeIsolated().whenComplete { _ in
-      context.close(mode: mode, promise: nil)
-    }
   }
 
   private func scheduleIdleCheck(after delay: TimeAmount) {

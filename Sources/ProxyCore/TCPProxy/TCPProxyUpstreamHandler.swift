@@ -36,12 +36,12 @@ final class TCPProxyUpstreamHandler: ChannelDuplexHandler {
   func closeOutputAfterFlush() {
     guard let context, !outputClosed else { return }
     outputClosed = true
-    TCPProxyDownstreamHandler.flushThenClose(context, mode: .output, wrap: wrapOutboundOut)
+    context.closeAfterPendingWrites(mode: .output)
   }
 
   func closeAfterFlush() {
     guard let context else { return }
-    TCPProxyDownstreamHandler.flushThenClose(context, mode: .all, wrap: wrapOutboundOut)
+    context.closeAfterPendingWrites(mode: .all)
   }
 
   func resumeReadingIfPaused() {

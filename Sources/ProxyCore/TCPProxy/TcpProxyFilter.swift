@@ -10,15 +10,7 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
   package init(config: TcpProxyConfig, stats store: StatsStore) throws(ProxyConfigError) {
     self.config = config
     self.stats = TcpProxyStats(store: store, prefix: config.statPrefix)
-    var formats: [(String, AccessLogFormat)] = []
-    for (i, log) in config.accessLogs.enumerated() {
-      do {
-        formats.append((log.path, try AccessLogFormat(log.format)))
-      } catch {
-        throw error.prefixed("access_log[\(i)]")
-      }
-    }
-    self.accessLogFormats = formats
+    self.accessLogFormats = try AccessLogFormat.compile(config.accessLogs)
   }
 
   package var filterName: String { "envoy.filters.network.tcp_proxy" }

@@ -813,22 +813,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     let requestComplete = machine.stream?.requestComplete ?? false
     upstream?.detach(reuse: reusable && requestComplete)
     finishStream(stream)
-    switch machine.responseCompleted() {
-    case .close:
-      self.stream = nil
-      Self.flushThenClose(context, wrap: wrapOutboundOut)
-    case .keepAlive:
-      self.stream = nil
-      context.flush()
-      armTimer()
-      if var backlog = pendingInput {
-        pendingInput = nil
-        processInput(&backlog)
-        if backlog.readableBytes > 0 && !machine.isClosing { pendingInput = backlog }
-        flushUpstream()
-      }
-      resumeReadingIfPaused()
-    }
+    afterResponse(context, dropBacklogOnClose: false)
   }
 
   /// The upstream connection closed (or reset) before the response ended.
@@ -886,7 +871,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   func upstreamTunnelInputClosed() {
     guard let context else { return }
     if machine.inputClosed {
-      Self.flushThenClose(context, wrap: wrapOutboundOut)
+      context.closeAfterPendingWrites()
     } else {
       let written = context.eventLoop.makePromise(of: Void.self)
       context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
@@ -898,7 +883,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     guard let context else { return }
     stream?.upstream = nil
     machine.close()
-    Self.flushThenClose(context, wrap: wrapOutboundOut)
+    context.closeAfterPendingWrites()
   }
 
   // MARK: Local replies, resets, completion
@@ -946,11 +931,16 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     stream.sent &+= UInt64(out.readableBytes)
     context.write(wrapOutboundOut(out), promise: nil)
     finishStream(stream)
+    afterResponse(context, dropBacklogOnClose: true)
+  }
+
+  /// The response is complete: close, or go on with pipelined requests already read.
+  private func afterResponse(_ context: ChannelHandlerContext, dropBacklogOnClose: Bool) {
     switch machine.responseCompleted() {
     case .close:
       self.stream = nil
-      pendingInput = nil
-      Self.flushThenClose(context, wrap: wrapOutboundOut)
+      if dropBacklogOnClose { pendingInput = nil }
+      context.closeAfterPendingWrites()
     case .keepAlive:
       self.stream = nil
       context.flush()
@@ -1139,13 +1129,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   /// Writes an empty buffer behind everything queued and closes once it is written.
-  static func flushThenClose(_ context: ChannelHandlerContext, wrap: (ByteBuffer) -> NIOAny) {
-    let written = context.eventLoop.makePromise(of: Void.self)
-    context.writeAndFlush(wrap(ByteBuffer()), promise: written)
-    written.futureResult.assumeIsolated().whenComplete { _ in
-      context.close(promise: nil)
-    }
-  }
 
   static func headerMap(_ head: HTTP1Head, _ bytes: ByteBuffer) -> [String: String] {
     bytes.withUnsafeReadableBytes { raw in

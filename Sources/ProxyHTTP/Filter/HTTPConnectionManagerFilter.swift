@@ -19,15 +19,7 @@ package struct HTTPConnectionManagerFilter: TerminalNetworkFilter {
   ) throws(ProxyConfigError) {
     self.config = config
     self.stats = HTTPConnectionManagerStats(store: store, prefix: config.statPrefix)
-    var formats: [(String, AccessLogFormat)] = []
-    for (i, log) in config.accessLogs.enumerated() {
-      do {
-        formats.append((log.path, try AccessLogFormat(log.format)))
-      } catch {
-        throw error.prefixed("access_log[\(i)]")
-      }
-    }
-    self.accessLogFormats = formats
+    self.accessLogFormats = try AccessLogFormat.compile(config.accessLogs)
     self.pools = pools
   }
 
