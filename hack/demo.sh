@@ -8,7 +8,9 @@ source hack/setup.sh
 [ "$(id -u)" -eq 0 ] || { echo "hack/demo.sh: run as root (it creates network namespaces)" >&2; exit 1; }
 
 swift build --product pilotfish >/dev/null
+swift build --product pilotfish-proxy >/dev/null
 bin="$PWD/.build/debug/pilotfish"
+proxy_bin="$PWD/.build/debug/pilotfish-proxy"
 echo_py="$PWD/Tests/EndToEndTests/Helpers/capture_echo.py"
 # The system interpreter: a per-user one (pyenv under /root) is not readable by the demo's other uids.
 py=/usr/bin/python3
@@ -45,23 +47,44 @@ in_pod nft list table inet pilotfish-nat | sed -n '1,12p'; echo "  ..."
 step "re-running the init step changes nothing"
 in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -b '*' -d 15090,15021,15020 --dual-stack
 
-step "listeners: the 'proxy' on 15001/15006 in the pod, a server on 8080 on the remote host"
-in_pod "$py" "$echo_py" serve --tcp 15001,15006,8080 --seconds 60 > /tmp/pf-demo-pod.log & pids+=($!)
+step "the sidecar proxy: pilotfish-proxy as uid 1337 with the empty mesh's config (no istiod)"
+cat > /tmp/pf-demo-pod.json <<'JSON'
+{"apiVersion": "v1", "kind": "Pod",
+ "metadata": {"name": "demo-app", "namespace": "default", "labels": {"app": "demo"}},
+ "spec": {"serviceAccountName": "demo", "containers": [{"name": "app", "image": "demo", "ports": [{"containerPort": 8080}]}]},
+ "status": {"podIP": "10.77.0.2", "podIPs": [{"ip": "10.77.0.2"}, {"ip": "fd77::2"}]}}
+JSON
+"$bin" bootstrap --pod-metadata /tmp/pf-demo-pod.json --no-control-plane --output /tmp/pf-demo-envoy.json
+chmod 644 /tmp/pf-demo-envoy.json
+in_pod setpriv --reuid 1337 --regid 1337 --clear-groups "$proxy_bin" -c /tmp/pf-demo-envoy.json \
+  --concurrency 1 --allow-unknown-static-fields --drain-time-s 2 -l warning > /tmp/pf-demo-proxy.log 2>&1 & pids+=($!)
+for _ in $(seq 100); do [ "$(in_pod curl -s 127.0.0.1:15000/ready)" = LIVE ] && break; sleep 0.1; done
+echo "  admin /ready: $(in_pod curl -s 127.0.0.1:15000/ready)"
+in_pod curl -s 127.0.0.1:15000/listeners | sed 's/^/  listener /'
+
+step "servers: the app on 8080 in the pod, a server on 8080 on the remote host"
+in_pod "$py" "$echo_py" serve --tcp 8080 --seconds 60 > /tmp/pf-demo-pod.log & pids+=($!)
 in_remote "$py" "$echo_py" serve --tcp 8080 --seconds 60 > /tmp/pf-demo-remote.log & pids+=($!)
-for _ in $(seq 50); do grep -q ready /tmp/pf-demo-pod.log /tmp/pf-demo-remote.log 2>/dev/null && [ "$(grep -c ready /tmp/pf-demo-pod.log /tmp/pf-demo-remote.log | grep -c ':1')" = 2 ] && break; sleep 0.1; done
+for _ in $(seq 50); do grep -q ready /tmp/pf-demo-pod.log 2>/dev/null && grep -q ready /tmp/pf-demo-remote.log 2>/dev/null && break; sleep 0.1; done
 
 show() { printf '  %-58s -> %s\n' "$1" "$(shift; "$@" || true)"; }
-step "where connections land (port=<listener> orig=<original destination>)"
-show "app (uid 1000) -> 10.77.0.1:8080" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect 10.77.0.1 8080
-show "app (uid 1000) -> [fd77::1]:8080" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect fd77::1 8080
-show "proxy (uid 1337) -> 10.77.0.1:8080 (never captured)" in_pod setpriv --reuid 1337 --regid 1337 --clear-groups "$py" "$echo_py" connect 10.77.0.1 8080
-show "remote -> pod 10.77.0.2:8080 (inbound)" in_remote "$py" "$echo_py" connect 10.77.0.2 8080
-show "remote -> pod [fd77::2]:8080 (inbound)" in_remote "$py" "$echo_py" connect fd77::2 8080
+step "traffic through the proxy (the server prints: port=<its port> orig=<destination> peer=<source>)"
+show "app (uid 1000) -> 10.77.0.1:8080 (outbound, passthrough)" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect 10.77.0.1 8080
+show "app (uid 1000) -> [fd77::1]:8080 (outbound, passthrough)" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect fd77::1 8080
+show "remote -> pod 10.77.0.2:8080 (inbound, from 127.0.0.6)" in_remote "$py" "$echo_py" connect 10.77.0.2 8080
+show "remote -> pod [fd77::2]:8080 (inbound, from ::6)" in_remote "$py" "$echo_py" connect fd77::2 8080
 show "remote -> pod 10.77.0.2:15020 (excluded with -d)" in_remote "$py" "$echo_py" connect 10.77.0.2 15020 --timeout 1
+
+step "the proxy's stats (admin API, Envoy names)"
+in_pod curl -s '127.0.0.1:15000/stats?usedonly&filter=(downstream_cx_total|upstream_cx_total)$' | sed 's/^/  /'
+in_pod curl -s '127.0.0.1:15000/stats/prometheus' | grep -E '^envoy_cluster_upstream_cx_total' | sed 's/^/  /'
 
 step "dry run: what would change for a new config (TPROXY inbound)"
 in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m TPROXY -i '*' -b '*' -d 15090,15021,15020 --dual-stack --dry-run | grep -E '^(#|\+|-)' | head -20
 echo "  ..."
+
+step "the proxy stops cleanly on SIGTERM"
+kill -TERM "${pids[0]}"; wait "${pids[0]}" && echo "  pilotfish-proxy exited 0"
 
 step "cleanup: pilotfish istio-iptables --cleanup-only"
 in_pod "$bin" istio-iptables --cleanup-only

@@ -278,3 +278,68 @@ extension CoreHarness {
     self.init(other: other, listeners: listeners)
   }
 }
+
+@Suite("Listener filters pick the chain over real sockets")
+struct ListenerFilterSocketTests {
+  @Test("tls_inspector SNI/ALPN and http_inspector choose the filter chain; the sniffed bytes are forwarded")
+  func inspectorsChooseChains() async throws {
+    let sniServer = try LoopbackServer(.echo)
+    let alpnServer = try LoopbackServer(.echo)
+    let httpServer = try LoopbackServer(.echo)
+    let rawServer = try LoopbackServer(.echo)
+    let seed = try CoreHarness(
+      listeners: [],
+      clusters: [
+        try Config.staticCluster("sni", ports: [sniServer.port]),
+        try Config.staticCluster("alpn", ports: [alpnServer.port]),
+        try Config.staticCluster("http", ports: [httpServer.port]),
+        try Config.staticCluster("raw", ports: [rawServer.port]),
+      ])
+    func chain(_ name: String, _ configure: (inout FilterChainMatch) -> Void) throws -> FilterChain {
+      var chain = FilterChain(
+        name: name,
+        terminal: try TcpProxyFilter(
+          config: TcpProxyConfig(statPrefix: name, route: .cluster(name)), stats: seed.stats))
+      configure(&chain.match)
+      return chain
+    }
+    var listener = Listener(name: "sniff", address: try SocketAddress(ipAddress: "127.0.0.1", port: 0))
+    listener.listenerFilters = [ListenerFilter(.tlsInspector), ListenerFilter(.httpInspector)]
+    listener.filterChains = [
+      try chain("sni") { $0.serverNames = ["*.example.com"] },
+      try chain("alpn") {
+        $0.transportProtocol = "tls"
+        $0.applicationProtocols = ["h2"]
+      },
+      // Transport protocol is matched before ALPN, so the HTTP chain names raw_buffer too (as Istio's do).
+      try chain("http") {
+        $0.transportProtocol = "raw_buffer"
+        $0.applicationProtocols = ["http/1.1"]
+      },
+      try chain("raw") { $0.transportProtocol = "raw_buffer" },
+    ]
+    let core = try CoreHarness(listeners: [listener], clusters: [], sharing: seed)
+    try await core.start()
+    defer { Task { await core.stop() } }
+
+    func roundTrip(_ bytes: [UInt8]) throws -> [UInt8] {
+      let client = try LoopbackClient(port: core.port("sniff"))
+      defer { client.close() }
+      _ = client.send(bytes)
+      client.finishWriting()
+      return client.readAll()
+    }
+    let sniHello = InspectorTests.clientHello(sni: "api.example.com", alpn: ["h2"])
+    #expect(try roundTrip(sniHello) == sniHello)
+    let alpnHello = InspectorTests.clientHello(sni: "other.org", alpn: ["h2"])
+    #expect(try roundTrip(alpnHello) == alpnHello)
+    let request = Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+    #expect(try roundTrip(request) == request)
+    let raw = Array("\u{0}\u{1}binary protocol".utf8)
+    #expect(try roundTrip(raw) == raw)
+    #expect(sniServer.accepted.withLockedValue { $0 } == 1)
+    #expect(alpnServer.accepted.withLockedValue { $0 } == 1)
+    #expect(httpServer.accepted.withLockedValue { $0 } == 1)
+    #expect(rawServer.accepted.withLockedValue { $0 } == 1)
+  }
+}

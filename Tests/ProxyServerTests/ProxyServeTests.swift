@@ -188,6 +188,29 @@ struct ProxyServeTests {
     #expect(proxy.process.terminationStatus == 0)
   }
 
+  @Test func runtimeConnectionLimitRefusesTheExtraConnection() throws {
+    let upstream = try LoopbackServer(.echo)
+    let bootstrap =
+      Self.bootstrap(upstreamPort: upstream.port)
+      + "\nlayered_runtime:\n  layers:\n  - name: static\n    static_layer:\n"
+      + "      envoy.resource_limits.listener.echo_in.connection_limit: 1\n"
+    let proxy = try RunningProxy(bootstrap: bootstrap)
+    defer { proxy.stop() }
+    #expect(proxy.waitUntilLive())
+    let port = Int(try proxy.request("/listeners").1.split(separator: ":").last!)!
+    let first = try LoopbackClient(port: port)
+    #expect(first.send("a"))
+    var byte = [UInt8](repeating: 0, count: 1)
+    #expect(read(first.fd, &byte, 1) == 1)
+    let second = try LoopbackClient(port: port)
+    #expect(second.readAll().isEmpty)
+    second.close()
+    first.close()
+    #expect(
+      try proxy.request("/stats?filter=downstream_cx_overflow").1
+        == "listener.127.0.0.1_0.downstream_cx_overflow: 1")
+  }
+
   @Test func sigtermExitsCleanly() throws {
     let upstream = try LoopbackServer(.echo)
     let proxy = try RunningProxy(bootstrap: Self.bootstrap(upstreamPort: upstream.port))
@@ -256,7 +279,8 @@ struct ProxyServeTests {
     #expect(result.stdout == "configuration '\(path)' OK\n")
     #expect(
       result.stderr.contains(
-        "static_resources.listeners[0].filter_chains[0].filters[0]: Istio filter stats.PluginConfig accepted and skipped"),
+        "static_resources.listeners[0].filter_chains[0].filters[0]: Istio filter stats.PluginConfig accepted and skipped"
+      ),
       "\(result.stderr)")
   }
 }

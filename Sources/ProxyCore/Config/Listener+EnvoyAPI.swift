@@ -32,6 +32,7 @@ extension Listener {
       listenerFiltersTimeout = timeout == .zero ? nil : timeout
     }
     continueOnListenerFiltersTimeout = proto.continueOnListenerFiltersTimeout
+    ignoresGlobalConnectionLimit = proto.ignoreGlobalConnLimit
     if case .internalListener? = proto.listenerSpecifier {
       throw ProxyConfigError("internal_listener", "internal listeners are not supported")
     }

@@ -91,6 +91,7 @@ struct ListenerStats: Sendable {
   let cxActive: Gauge
   let cxDestroy: Counter
   let cxOverflow: Counter
+  let globalCxOverflow: Counter
   let cxLengthMs: Histogram
   let noFilterChainMatch: Counter
   let preCxActive: Gauge
@@ -102,6 +103,7 @@ struct ListenerStats: Sendable {
     cxActive = scope.gauge("downstream_cx_active")
     cxDestroy = scope.counter("downstream_cx_destroy")
     cxOverflow = scope.counter("downstream_cx_overflow")
+    globalCxOverflow = scope.counter("downstream_global_cx_overflow")
     cxLengthMs = scope.histogram("downstream_cx_length_ms")
     noFilterChainMatch = scope.counter("no_filter_chain_match")
     preCxActive = scope.gauge("downstream_pre_cx_active")

@@ -15,8 +15,15 @@ package final class ListenerManager: Sendable {
   private let proxy: ProxyContext
   private let group: any EventLoopGroup
   private let workersStarted: Gauge
+  /// The overload manager's `global_downstream_max_connections`, over every listener that does not
+  /// set `ignore_global_conn_limit`.
+  private let globalConnectionLimit: Int?
 
-  package init(listeners configs: [Listener], context: ProxyContext, group: any EventLoopGroup) {
+  package init(
+    listeners configs: [Listener], context: ProxyContext, group: any EventLoopGroup,
+    globalConnectionLimit: Int? = nil
+  ) {
+    self.globalConnectionLimit = globalConnectionLimit
     self.listeners = configs.map { ActiveListener(config: $0, stats: context.stats) }
     self.table = HandOffTable(listeners)
     self.proxy = context
@@ -119,6 +126,13 @@ package final class ListenerManager: Sendable {
       self.track(channel, listener: target)
       if let max = target.config.maxConnections, target.stats.cxActive.value > UInt64(max) {
         target.stats.cxOverflow.inc()
+        channel.close(promise: nil)
+        return
+      }
+      if let global = globalConnectionLimit, !target.config.ignoresGlobalConnectionLimit,
+        proxy.connections.count > global
+      {
+        target.stats.globalCxOverflow.inc()
         channel.close(promise: nil)
         return
       }

@@ -27,8 +27,11 @@ package struct Listener: Sendable {
   package var filterChains: [FilterChain] = []
   package var defaultFilterChain: FilterChain?
   package var perConnectionBufferLimitBytes: Int = 1024 * 1024
-  /// Connections accepted concurrently; beyond it new ones are closed (`downstream_cx_overflow`).
+  /// Connections accepted concurrently; beyond it new ones are closed (`downstream_cx_overflow`). Envoy
+  /// takes it from the runtime key `envoy.resource_limits.listener.<name>.connection_limit`.
   package var maxConnections: Int?
+  /// `ignore_global_conn_limit`: exempt from the overload manager's global connection limit.
+  package var ignoresGlobalConnectionLimit = false
   package var backlog: Int = 1024
 
   package init(name: String, address: SocketAddress) {

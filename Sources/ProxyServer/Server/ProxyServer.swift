@@ -70,7 +70,15 @@ package final class ProxyServer: Sendable {
     context = ProxyContext(
       clusterManager: clusterManager, stats: stats, logger: logLevels.logger("connection", base: logHandler),
       accessLog: accessLog)
-    listenerManager = ListenerManager(listeners: resources.listeners, context: context, group: group)
+    let runtime = RuntimeValues(bootstrap.layeredRuntime)
+    var listeners = resources.listeners
+    for i in listeners.indices {
+      listeners[i].maxConnections = runtime.integer(
+        "envoy.resource_limits.listener.\(listeners[i].name).connection_limit")
+    }
+    listenerManager = ListenerManager(
+      listeners: listeners, context: context, group: group,
+      globalConnectionLimit: runtime.integer("overload.global_downstream_max_connections"))
   }
 
   /// The network filters this proxy builds: tcp_proxy and the HTTP connection manager.
