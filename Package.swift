@@ -27,6 +27,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.30.0"),
     .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.0.0"),
     .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.0.0"),
+    .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
   ],
   targets: [
     // Generated Swift for a hand-written, wire-compatible subset of the Envoy v3 API and Istio's CA service.
@@ -123,7 +124,8 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
-    // The agent (pilot-agent's role): pod metadata, bootstrap generation (more with the agent issue).
+    // The agent (pilot-agent's role): pod metadata, bootstrap generation, proxy supervision, the status
+    // server (15020), merged metrics (15090), app probers.
     .target(
       name: "Agent",
       dependencies: [
@@ -131,6 +133,11 @@ let package = Package(
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Subprocess", package: "swift-subprocess"),
       ],
       swiftSettings: swiftSettings
     ),
@@ -196,8 +203,11 @@ let package = Package(
     ),
     .testTarget(
       name: "AgentTests",
-      dependencies: ["Agent", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
-      exclude: ["Golden"],
+      dependencies: [
+        "Agent", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      exclude: ["Golden", "Helpers"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

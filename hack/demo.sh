@@ -75,9 +75,9 @@ show "remote -> pod 10.77.0.2:8080 (inbound, from 127.0.0.6)" in_remote "$py" "$
 show "remote -> pod [fd77::2]:8080 (inbound, from ::6)" in_remote "$py" "$echo_py" connect fd77::2 8080
 show "remote -> pod 10.77.0.2:15020 (excluded with -d)" in_remote "$py" "$echo_py" connect 10.77.0.2 15020 --timeout 1
 
-step "the proxy's stats (admin API, Envoy names)"
-in_pod curl -s '127.0.0.1:15000/stats?usedonly&filter=(downstream_cx_total|upstream_cx_total)$' | sed 's/^/  /'
-in_pod curl -s '127.0.0.1:15000/stats/prometheus' | grep -E '^envoy_cluster_upstream_cx_total' | sed 's/^/  /'
+step "the proxy's admin API: hosts it connected to, and the stats pilot-agent reads"
+in_pod curl -s '127.0.0.1:15000/clusters' | grep -E '::cx_total::[1-9]' | sed 's/^/  /'
+in_pod curl -s '127.0.0.1:15000/stats?usedonly&filter=^(server\.state|listener_manager\.workers_started)' | sed 's/^/  /'
 
 step "dry run: what would change for a new config (TPROXY inbound)"
 in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m TPROXY -i '*' -b '*' -d 15090,15021,15020 --dual-stack --dry-run | grep -E '^(#|\+|-)' | head -20

@@ -12,6 +12,14 @@ package struct AgentError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidAnnotation
     /// The bootstrap could not be built or serialized.
     case bootstrap
+    /// A command-line flag holds an unusable value (or flags contradict each other).
+    case invalidFlag
+    /// The supervised proxy could not be started, or kept exiting until the restart budget ran out.
+    case proxy
+    /// A server (status 15020, metrics 15090) could not listen.
+    case server
+    /// A local HTTP call (proxy admin, app probe, scrape) failed.
+    case http
   }
 
   package var code: Code

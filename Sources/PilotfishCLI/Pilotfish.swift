@@ -7,6 +7,9 @@ struct Pilotfish: ParsableCommand {
     commandName: "pilotfish",
     abstract:
       "Pilotfish: a service-mesh sidecar — traffic interception, agent, proxy and injector in one package.",
-    subcommands: [IstioIptables.self, Inject.self, Webhook.self, Bootstrap.self]
+    subcommands: [
+      IstioIptables.self, Inject.self, Webhook.self, Bootstrap.self, Proxy.self, Wait.self, Request.self,
+      ExecAs.self,
+    ]
   )
 }

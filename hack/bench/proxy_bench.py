@@ -126,7 +126,7 @@ class HAProxy:
             f.write(f"""
 global
   nbthread 1
-  maxconn 100000
+  maxconn 8000
 defaults
   timeout connect 5s
   timeout client 60s

@@ -106,7 +106,6 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
     guard let cluster, let host else { return }
     cluster.stats.cxConnectFail.inc()
     if case ChannelError.connectTimeout = error { cluster.stats.cxConnectTimeout.inc() }
-    if error is IOError, "\(error)".contains("bind") { cluster.stats.bindErrors.inc() }
     host.connectFailures.wrappingAdd(1, ordering: .relaxed)
     releaseUpstreamCount()
     proxy.logger.debug(

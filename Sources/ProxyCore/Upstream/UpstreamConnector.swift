@@ -1,4 +1,7 @@
 package import NIOCore
+#if canImport(Glibc)
+  internal import Glibc
+#endif
 package import NIOPosix
 
 /// Opens upstream connections on the caller's event loop (so a proxied connection's two sides share one
@@ -15,10 +18,19 @@ package enum UpstreamConnector {
       .channelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
     switch host.address {
     case .socket(let address):
-      if let source = sourceAddress(for: address, in: config.sourceAddresses) {
-        bootstrap = bootstrap.bind(to: source)
+      guard let source = sourceAddress(for: address, in: config.sourceAddresses) else {
+        return bootstrap.connect(to: address)
       }
-      return bootstrap.connect(to: address)
+      // A source address that is not configured in this namespace (say ::6 without TPROXY's routing)
+      // cannot be bound: count it and connect from the default source rather than fail every connection.
+      let unbound = bootstrap
+      return bootstrap.bind(to: source).connect(to: address).flatMapError { error in
+        guard let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL else {
+          return eventLoop.makeFailedFuture(error)
+        }
+        cluster.stats.bindErrors.inc()
+        return unbound.connect(to: address)
+      }
     case .pipe(let path):
       return bootstrap.connect(unixDomainSocketPath: path)
     case .dns(let name, _):

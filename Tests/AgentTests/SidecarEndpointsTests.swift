@@ -1,0 +1,231 @@
+import Foundation
+import Testing
+
+@testable import Agent
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A fake application (Helpers/fake_app.py) on a free port.
+final class FakeApp: @unchecked Sendable {
+  let process = Process()
+  let port: Int
+  let recordPath = NSTemporaryDirectory() + "pilotfish-app-" + UUID().uuidString
+
+  init() throws {
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+    process.arguments = [Binaries.helper("fake_app.py"), "0"]
+    var env = ProcessInfo.processInfo.environment
+    env["FAKE_APP_RECORD"] = recordPath
+    process.environment = env
+    let out = Pipe()
+    process.standardOutput = out
+    try process.run()
+    var line = Data()
+    while !line.contains(UInt8(ascii: "\n")) {
+      let chunk = out.fileHandleForReading.availableData
+      if chunk.isEmpty { break }
+      line.append(chunk)
+    }
+    port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+  }
+
+  var record: String { (try? String(contentsOfFile: recordPath, encoding: .utf8)) ?? "" }
+
+  /// SIGKILL: processes started from the test runner inherit its blocked signal mask, SIGTERM included.
+  func stop() {
+    killAndReap(process)
+    try? FileManager.default.removeItem(atPath: recordPath)
+  }
+}
+
+@Suite(.serialized) struct SidecarEndpointsTests {
+  @Test func appProbesRunFromTheSidecarSourceAddress() async throws {
+    let app = try FakeApp()
+    defer { app.stop() }
+    let closed = freePort()
+    let probers = """
+      {"/app-health/web/livez": {"httpGet": {"path": "/healthz", "port": \(app.port), "httpHeaders": [{"name": "X-Probe", "value": "1"}]}, "timeoutSeconds": 2},
+       "/app-health/web/readyz": {"httpGet": {"path": "unhealthy", "port": \(app.port)}},
+       "/app-health/web/startupz": {"tcpSocket": {"port": \(app.port)}},
+       "/app-health/db/readyz": {"tcpSocket": {"port": \(closed)}},
+       "/app-health/db/livez": {"httpGet": {"path": "/healthz", "port": \(closed)}},
+       "/app-lifecycle/web/prestopz": {"httpGet": {"path": "/redirect", "port": \(app.port)}}}
+      """
+    let sidecar = try SidecarUnderTest(environment: ["ISTIO_KUBE_APP_PROBERS": probers])
+    defer { sidecar.cleanUp() }
+    #expect(
+      await eventually { await sidecar.status("/app-health/web/livez") != nil }, "stderr: \(sidecar.stderr)")
+    let live = try await sidecar.get("/app-health/web/livez")
+    #expect(live.status == 200 && live.text == "ok\n")
+    let ready = try await sidecar.get("/app-health/web/readyz")
+    #expect(ready.status == 500 && ready.text == "broken\n")
+    #expect(await sidecar.status("/app-health/web/startupz") == 200)
+    #expect(await sidecar.status("/app-health/db/readyz") == 500)
+    #expect(await sidecar.status("/app-health/db/livez") == 500)
+    #expect(await sidecar.status("/app-lifecycle/web/prestopz") == 200)
+    let unknown = try await sidecar.get("/app-health/other/livez")
+    #expect(
+      unknown.status == 400 && unknown.text == "app prober config does not exists for /app-health/other/livez"
+    )
+    // Every HTTP probe left from 127.0.0.6.
+    let lines = app.record.split(separator: "\n")
+    #expect(!lines.isEmpty && lines.allSatisfy { $0.hasPrefix("127.0.0.6 ") }, "\(app.record)")
+  }
+
+  @Test func mergedMetricsPassPromtoolAndCountFailures() async throws {
+    let app = try FakeApp()
+    defer { app.stop() }
+    let closed = freePort()
+    let annotations =
+      #"{"scrape": "true", "targets": [{"port": "\#(app.port)", "path": "/metrics"}, {"port": "\#(closed)", "path": "/metrics"}]}"#
+    let sidecar = try SidecarUnderTest(environment: ["ISTIO_PROMETHEUS_ANNOTATIONS": annotations])
+    defer { sidecar.cleanUp() }
+    #expect(await sidecar.waitUntilReady(), "stderr: \(sidecar.stderr)")
+
+    for port in [sidecar.metricsPort, sidecar.statusPort] {
+      let response = try await sidecar.get("/stats/prometheus", port: port, headers: [("Accept", "*/*")])
+      #expect(response.status == 200)
+      #expect(response.header("content-type") == "text/plain; version=0.0.4; charset=utf-8")
+      let body = response.text
+      #expect(body.contains("istio_agent_scrapes_total "))
+      #expect(body.contains(#"istio_agent_scrape_failures_total{type="application"} "#))
+      #expect(
+        !body.contains(#"istio_agent_scrape_failures_total{type="application"} 0"#), "closed port counted")
+      #expect(body.contains("envoy_server_live{} 1"))
+      #expect(body.contains(#"app_requests_total{code="200"} 42"#))
+      // The app's duplicate of the proxy's family is dropped; every TYPE line appears once.
+      #expect(!body.contains("envoy_server_live 5"))
+      let types = body.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }
+      #expect(Set(types).count == types.count)
+      let check = try Binaries.run("/usr/bin/promtool", ["check", "metrics"], stdin: body)
+      // promtool exits 0, or 3 for lint-only findings (naming advice); 1 means the exposition does not parse.
+      #expect(check.status == 0 || check.status == 3, "\(check.output)\n\(body)")
+      #expect(!check.output.contains("error while linting"), "\(check.output)")
+    }
+    // The app got the Accept header filtered for applications.
+    #expect(app.record.contains("/metrics text/plain;version=0.0.4"), "\(app.record)")
+  }
+
+  @Test func openMetricsFromTheAppYieldsOneEOF() async throws {
+    let app = try FakeApp()
+    defer { app.stop() }
+    let sidecar = try SidecarUnderTest(environment: [
+      "ISTIO_PROMETHEUS_ANNOTATIONS": #"{"scrape": "true", "port": "\#(app.port)", "path": "/om"}"#
+    ])
+    defer { sidecar.cleanUp() }
+    #expect(await sidecar.waitUntilReady(), "stderr: \(sidecar.stderr)")
+    let response = try await sidecar.get(
+      "/stats/prometheus", port: sidecar.metricsPort,
+      headers: [("Accept", "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3")]
+    )
+    #expect(response.header("content-type") == "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    let body = response.text
+    #expect(body.hasSuffix("app_jobs_total 3\n# EOF\n"), "\(body)")
+    #expect(body.components(separatedBy: "# EOF").count == 2)
+    #expect(body.contains("# TYPE istio_agent_scrapes counter\nistio_agent_scrapes_total "))
+    #expect(
+      app.record.contains(
+        "/om application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3"))
+  }
+
+  @Test func aRealPrometheusScrapesTheMergedEndpoint() async throws {
+    let sidecar = try SidecarUnderTest()
+    defer { sidecar.cleanUp() }
+    #expect(await sidecar.waitUntilReady(), "stderr: \(sidecar.stderr)")
+    let dir = sidecar.root.path + "/prometheus"
+    try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+    try """
+    global:
+      scrape_interval: 1s
+      scrape_timeout: 900ms
+    scrape_configs:
+      - job_name: sidecar
+        metrics_path: /stats/prometheus
+        static_configs:
+          - targets: ["127.0.0.1:\(sidecar.metricsPort)"]
+    """.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+    let webPort = freePort()
+    let prometheus = Process()
+    prometheus.executableURL = URL(fileURLWithPath: "/usr/bin/prometheus")
+    prometheus.arguments = [
+      "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
+      "--web.listen-address=127.0.0.1:\(webPort)",
+    ]
+    prometheus.standardOutput = FileHandle.nullDevice
+    let log = dir + "/prometheus.log"
+    FileManager.default.createFile(atPath: log, contents: nil)
+    prometheus.standardError = FileHandle(forWritingAtPath: log)
+    try prometheus.run()
+    defer {
+      killAndReap(prometheus)
+    }
+    let client = LocalHTTPClient()
+    var last = ""
+    let up = await eventually(timeout: .seconds(60)) {
+      guard
+        let response = try? await client.request(
+          host: "127.0.0.1", port: webPort, path: "/api/v1/query?query=up", timeout: .seconds(2))
+      else { return false }
+      last = response.text
+      return response.text.contains(#""job":"sidecar""#) && response.text.contains(#""1"]"#)
+    }
+    #expect(
+      up, "last answer: \(last)\nprometheus log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")"
+    )
+    // And the proxy's and agent's series made it in.
+    let series = try await client.request(
+      host: "127.0.0.1", port: webPort, path: "/api/v1/query?query=istio_agent_scrapes_total",
+      timeout: .seconds(5))
+    #expect(series.text.contains("istio_agent_scrapes_total"))
+  }
+
+  @Test func pilotfishWaitSucceedsOnceReadyAndTimesOutOtherwise() async throws {
+    let sidecar = try SidecarUnderTest(environment: ["FAKE_PROXY_READY_AFTER": "1.0"])
+    defer { sidecar.cleanUp() }
+    let pilotfish = try Binaries.pilotfish()
+    let ok = try Binaries.run(
+      pilotfish,
+      [
+        "wait", "--url", "http://localhost:\(sidecar.statusPort)/healthz/ready", "--timeoutSeconds", "20",
+        "--periodMillis", "50", "--requestTimeoutMillis", "500",
+      ])
+    #expect(ok.status == 0, "\(ok.output)")
+    #expect(await sidecar.status("/healthz/ready") == 200)
+
+    let closed = freePort()
+    let timedOut = try Binaries.run(
+      pilotfish,
+      [
+        "wait", "--url", "http://127.0.0.1:\(closed)/healthz/ready", "--timeoutSeconds", "1",
+        "--periodMillis", "100",
+      ])
+    #expect(timedOut.status == 1)
+    #expect(
+      timedOut.output.contains("timeout waiting for Envoy proxy to become ready. Last error:"),
+      "\(timedOut.output)")
+  }
+
+  @Test func pilotfishRequestPrintsTheBodyAndFailsOnErrors() async throws {
+    let sidecar = try SidecarUnderTest()
+    defer { sidecar.cleanUp() }
+    #expect(await sidecar.waitUntilReady(), "stderr: \(sidecar.stderr)")
+    var env = ProcessInfo.processInfo.environment
+    env["PILOTFISH_REQUEST_ANY_PORT"] = "true"
+    let pilotfish = try Binaries.pilotfish()
+    let stats = try Binaries.run(
+      pilotfish,
+      ["request", "GET", "stats?usedonly&filter=^server\\.state", "--debug-port", String(sidecar.adminPort)],
+      environment: env)
+    #expect(stats.status == 0, "\(stats.output)")
+    #expect(stats.output.contains("server.state: 0"), "\(stats.output)")
+    let refused = try Binaries.run(
+      pilotfish, ["request", "GET", "quitquitquit", "--debug-port=\(sidecar.statusPort)"], environment: env)
+    #expect(refused.status == 1)
+    #expect(refused.output.contains("HTTP status code 405"), "\(refused.output)")
+    let badPort = try Binaries.run(pilotfish, ["request", "GET", "stats", "--debug-port", "1234"])
+    #expect(badPort.status != 0)
+    #expect(badPort.output.contains("--debug-port"))
+  }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Testing
+
+@testable import Agent
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+func eventually(
+  timeout: Duration = .seconds(15), _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+  let deadline = ContinuousClock.now + timeout
+  while ContinuousClock.now < deadline {
+    if try await condition() { return true }
+    try? await Task.sleep(for: .milliseconds(20))
+  }
+  return try await condition()
+}
+
+/// Waits (bounded) for `process` to exit and returns its status (128+signal when killed), nil on timeout.
+/// Does not rely on `Process.waitUntilExit`: under the test runner's blocked signal mask Foundation may never
+/// notice the exit, so this also reaps with `waitpid` itself.
+func reap(_ process: Process, timeout: Duration = .seconds(20)) -> Int32? {
+  let deadline = ContinuousClock.now + timeout
+  let pid = process.processIdentifier
+  while ContinuousClock.now < deadline {
+    if !process.isRunning { return process.terminationStatus }
+    var status: Int32 = 0
+    if waitpid(pid, &status, WNOHANG) == pid {
+      return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+    usleep(20_000)
+  }
+  return nil
+}
+
+/// SIGKILL and reap (processes started from the test runner inherit its blocked mask, SIGTERM included).
+func killAndReap(_ process: Process) {
+  guard process.processIdentifier > 0 else { return }
+  kill(process.processIdentifier, SIGKILL)
+  _ = reap(process, timeout: .seconds(5))
+}
+
+/// A TCP port nothing listens on right now (bound to port 0, then released).
+func freePort() -> Int {
+  let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  defer { close(fd) }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_addr.s_addr = inet_addr("127.0.0.1")
+  address.sin_port = 0
+  _ = withUnsafePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+      bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    }
+  }
+  var bound = sockaddr_in()
+  var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+  _ = withUnsafeMutablePointer(to: &bound) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+  }
+  return Int(UInt16(bigEndian: bound.sin_port))
+}
+
+enum Binaries {
+  /// The built `pilotfish`, found like ProxyServerTests finds `pilotfish-proxy`.
+  static func pilotfish() throws -> String {
+    var directories = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+    directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+    directories.append(packageRoot.appendingPathComponent(".build/debug"))
+    for directory in directories {
+      let candidate = directory.appendingPathComponent("pilotfish")
+      if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
+    }
+    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "pilotfish next to the test bundle"])
+  }
+
+  static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+  static func helper(_ name: String) -> String {
+    packageRoot.appendingPathComponent("Tests/AgentTests/Helpers/\(name)").path
+  }
+
+  /// Runs a program to completion with `stdin`, returning status and combined output.
+  static func run(
+    _ path: String, _ arguments: [String], stdin: String = "", environment: [String: String]? = nil,
+    directory: String? = nil
+  ) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    let input = Pipe()
+    let output = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    input.fileHandleForWriting.write(Data(stdin.utf8))
+    try input.fileHandleForWriting.close()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let status = reap(process, timeout: .seconds(60)) ?? -1
+    return (status, String(decoding: data, as: UTF8.self))
+  }
+}
+
+/// `pilotfish proxy sidecar` running in a temporary pod root with the fake proxy (Helpers/fake_proxy.py),
+/// on free ports. Records what the fake proxy saw in `record.log`.
+final class SidecarUnderTest: @unchecked Sendable {
+  let root: TempRoot
+  let statusPort = freePort()
+  let metricsPort = freePort()
+  let adminPort = freePort()
+  let envoyStatusPort = freePort()
+  let process = Process()
+  let client = LocalHTTPClient()
+  var recordPath: String { root.path + "/record.log" }
+  var stdoutPath: String { root.path + "/agent.out" }
+  var stderrPath: String { root.path + "/agent.err" }
+
+  /// `proxyConfig` is merged into the PROXY_CONFIG the harness sets (admin port, no control plane, 1s drain).
+  init(
+    environment extra: [String: String] = [:], arguments: [String] = [], proxyConfig: String? = nil,
+    start: Bool = true
+  ) throws {
+    root = try TempRoot()
+    chmod(root.path, 0o777)
+    let script = root.path + "/fake_proxy.py"
+    try FileManager.default.copyItem(atPath: Binaries.helper("fake_proxy.py"), toPath: script)
+    chmod(script, 0o755)
+    FileManager.default.createFile(atPath: recordPath, contents: nil)
+    chmod(recordPath, 0o666)
+    var environment = ProcessInfo.processInfo.environment
+    environment["POD_NAME"] = "web-0"
+    environment["POD_NAMESPACE"] = "shop"
+    environment["INSTANCE_IP"] = "127.0.0.1"
+    environment["ENVOY_STATUS_PORT"] = String(envoyStatusPort)
+    environment["PROXY_CONFIG"] =
+      proxyConfig
+      ?? #"{"proxyAdminPort": \#(adminPort), "discoveryAddress": "", "terminationDrainDuration": "1s"}"#
+    environment["FAKE_PROXY_RECORD"] = recordPath
+    for (k, v) in extra { environment[k] = v }
+    process.executableURL = URL(fileURLWithPath: try Binaries.pilotfish())
+    process.arguments =
+      [
+        "proxy", "sidecar", "--domain", "shop.svc.cluster.local", "--proxyLogLevel=warning",
+        "--proxyComponentLogLevel=misc:error", "--log_output_level=default:info",
+        "--binary-path", script, "--status-port", String(statusPort), "--metrics-port", String(metricsPort),
+        "--listen-address", "127.0.0.1", "--restart-backoff-ms", "50", "--stop-grace-ms", "2000",
+      ] + arguments
+    process.environment = environment
+    process.currentDirectoryURL = URL(fileURLWithPath: root.path)
+    FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+    FileManager.default.createFile(atPath: stderrPath, contents: nil)
+    process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+    process.standardError = FileHandle(forWritingAtPath: stderrPath)
+    process.standardInput = FileHandle.nullDevice
+    if start { try process.run() }
+  }
+
+  var record: [String] {
+    ((try? String(contentsOfFile: recordPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+  }
+  var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+  var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+
+  func get(_ path: String, port: Int? = nil, method: String = "GET", headers: [(String, String)] = [])
+    async throws -> LocalHTTPResponse
+  {
+    try await client.request(
+      method, host: "127.0.0.1", port: port ?? statusPort, path: path, headers: headers, timeout: .seconds(10)
+    )
+  }
+
+  func status(_ path: String, port: Int? = nil) async -> Int? {
+    try? await get(path, port: port).status
+  }
+
+  func waitUntilReady() async -> Bool {
+    await eventually { await status("/healthz/ready") == 200 }
+  }
+
+  func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+  /// Waits (bounded) for the agent to exit; nil if it did not.
+  func waitForExit(timeout: Duration = .seconds(20)) async -> Int32? {
+    if let status = exitStatus { return status }
+    exitStatus = reap(process, timeout: timeout)
+    return exitStatus
+  }
+  private var exitStatus: Int32?
+
+  /// Kills whatever is left: the agent and every fake proxy it started.
+  func cleanUp() {
+    if exitStatus == nil && process.processIdentifier > 0 { killAndReap(process) }
+    for line in record where line.hasPrefix("start pid=") {
+      if let pid = Int32(line.dropFirst("start pid=".count).prefix { $0.isNumber }) { kill(pid, SIGKILL) }
+    }
+    root.remove()
+  }
+}
