@@ -18,6 +18,8 @@ pod=pf-demo-pod remote=pf-demo-remote
 pids=()
 cleanup() {
   for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  # Anything still running inside the pod (a proxy whose agent was killed) goes with it.
+  ip netns pids "$pod" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   ip netns del "$pod" 2>/dev/null || true
   ip netns del "$remote" 2>/dev/null || true
 }
@@ -47,19 +49,20 @@ in_pod nft list table inet pilotfish-nat | sed -n '1,12p'; echo "  ..."
 step "re-running the init step changes nothing"
 in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m REDIRECT -i '*' -b '*' -d 15090,15021,15020 --dual-stack
 
-step "the sidecar proxy: pilotfish-proxy as uid 1337 with the empty mesh's config (no istiod)"
+step "the sidecar: pilotfish proxy sidecar (the agent) starts pilotfish-proxy as uid 1337 — no istiod"
 cat > /tmp/pf-demo-pod.json <<'JSON'
 {"apiVersion": "v1", "kind": "Pod",
  "metadata": {"name": "demo-app", "namespace": "default", "labels": {"app": "demo"}},
  "spec": {"serviceAccountName": "demo", "containers": [{"name": "app", "image": "demo", "ports": [{"containerPort": 8080}]}]},
  "status": {"podIP": "10.77.0.2", "podIPs": [{"ip": "10.77.0.2"}, {"ip": "fd77::2"}]}}
 JSON
-"$bin" bootstrap --pod-metadata /tmp/pf-demo-pod.json --no-control-plane --output /tmp/pf-demo-envoy.json
-chmod 644 /tmp/pf-demo-envoy.json
-in_pod setpriv --reuid 1337 --regid 1337 --clear-groups "$proxy_bin" -c /tmp/pf-demo-envoy.json \
-  --concurrency 1 --allow-unknown-static-fields --drain-time-s 2 -l warning > /tmp/pf-demo-proxy.log 2>&1 & pids+=($!)
-for _ in $(seq 100); do [ "$(in_pod curl -s 127.0.0.1:15000/ready)" = LIVE ] && break; sleep 0.1; done
-echo "  admin /ready: $(in_pod curl -s 127.0.0.1:15000/ready)"
+sidecar_dir=$(mktemp -d /tmp/pf-demo-sidecar.XXXXXX); chmod 755 "$sidecar_dir"
+(cd "$sidecar_dir" && PROXY_CONFIG='{"terminationDrainDuration": "1s"}' \
+  exec ip netns exec "$pod" "$bin" proxy sidecar --pod-metadata /tmp/pf-demo-pod.json --concurrency 1 \
+  > /tmp/pf-demo-sidecar.log 2>&1) & pids+=($!)
+for _ in $(seq 150); do [ "$(in_pod curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:15021/healthz/ready)" = 200 ] && break; sleep 0.1; done
+echo "  :15021/healthz/ready (proxy -> agent): $(in_pod curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:15021/healthz/ready)"
+echo "  proxy process: $(ps -o user=,args= -C pilotfish-proxy | cut -c1-110)"
 in_pod curl -s 127.0.0.1:15000/listeners | sed 's/^/  listener /'
 
 step "servers: the app on 8080 in the pod, a server on 8080 on the remote host"
@@ -72,19 +75,21 @@ step "traffic through the proxy (the server prints: port=<its port> orig=<destin
 show "app (uid 1000) -> 10.77.0.1:8080 (outbound, passthrough)" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect 10.77.0.1 8080
 show "app (uid 1000) -> [fd77::1]:8080 (outbound, passthrough)" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect fd77::1 8080
 show "remote -> pod 10.77.0.2:8080 (inbound, from 127.0.0.6)" in_remote "$py" "$echo_py" connect 10.77.0.2 8080
-show "remote -> pod [fd77::2]:8080 (inbound, from ::6)" in_remote "$py" "$echo_py" connect fd77::2 8080
-show "remote -> pod 10.77.0.2:15020 (excluded with -d)" in_remote "$py" "$echo_py" connect 10.77.0.2 15020 --timeout 1
+show "remote -> pod :15020/healthz/ready (the agent; -d exempts it)" in_remote curl -s -o /dev/null -w '%{http_code}' http://10.77.0.2:15020/healthz/ready
 
-step "the proxy's admin API: hosts it connected to, and the stats pilot-agent reads"
-in_pod curl -s '127.0.0.1:15000/clusters' | grep -E '::cx_total::[1-9]' | sed 's/^/  /'
+step "merged metrics on :15090 (agent + proxy), and the proxy's admin API"
+in_pod curl -s 127.0.0.1:15090/stats/prometheus | grep -E '^(istio_agent_proxy_restarts_total|envoy_server_state|envoy_listener_manager_workers_started)' | sed 's/^/  /'
+in_pod curl -s '127.0.0.1:15000/clusters' | grep -E '::(cx_total|cx_connect_fail)::[1-9]' | sed 's/^/  /'
 in_pod curl -s '127.0.0.1:15000/stats?usedonly&filter=^(server\.state|listener_manager\.workers_started)' | sed 's/^/  /'
 
 step "dry run: what would change for a new config (TPROXY inbound)"
 in_pod "$bin" istio-iptables -p 15001 -z 15006 -u 1337 -m TPROXY -i '*' -b '*' -d 15090,15021,15020 --dual-stack --dry-run | grep -E '^(#|\+|-)' | head -20
 echo "  ..."
 
-step "the proxy stops cleanly on SIGTERM"
-kill -TERM "${pids[0]}"; wait "${pids[0]}" && echo "  pilotfish-proxy exited 0"
+step "SIGTERM to the agent: drain inbound listeners, stop the proxy, exit"
+kill -TERM "${pids[0]}"; wait "${pids[0]}" && echo "  agent exited 0"
+grep -E 'drain|stopp|exit' /tmp/pf-demo-sidecar.log | tail -4 | cut -c1-150 | sed 's/^/  log: /'
+rm -rf "$sidecar_dir"
 
 step "cleanup: pilotfish istio-iptables --cleanup-only"
 in_pod "$bin" istio-iptables --cleanup-only

@@ -83,6 +83,9 @@ class Nginx:
         body = "x" * 1024
         with open(os.path.join(workdir, "big.bin"), "wb") as f:
             f.write(os.urandom(1 << 20) * 256)  # 256 MiB
+        # nginx's workers run as an unprivileged user: they must be able to read the file.
+        os.chmod(workdir, 0o755)
+        os.chmod(os.path.join(workdir, "big.bin"), 0o644)
         conf = os.path.join(workdir, "nginx.conf")
         with open(conf, "w") as f:
             f.write(f"""
@@ -245,9 +248,12 @@ def idle_connections_rss(proxy, port, count=1000):
 
 def throughput_mib_s(port):
     out = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}", f"http://127.0.0.1:{port}/big.bin"],
-        capture_output=True, text=True, check=True).stdout
-    return float(out) / (1 << 20)
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}",
+         f"http://127.0.0.1:{port}/big.bin"], capture_output=True, text=True, check=True).stdout
+    code, size, speed = out.split()
+    if code != "200" or int(size) != 256 << 20:
+        sys.exit(f"bench: bulk download through port {port} failed: HTTP {code}, {size} bytes")
+    return float(speed) / (1 << 20)
 
 
 def main():

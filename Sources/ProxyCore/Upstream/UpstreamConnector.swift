@@ -1,8 +1,9 @@
 package import NIOCore
+package import NIOPosix
+
 #if canImport(Glibc)
   internal import Glibc
 #endif
-package import NIOPosix
 
 /// Opens upstream connections on the caller's event loop (so a proxied connection's two sides share one
 /// thread), with the cluster's connect timeout, buffer limit and `upstream_bind_config` source address.
@@ -12,27 +13,27 @@ package enum UpstreamConnector {
   ) -> EventLoopFuture<any Channel> {
     let config = cluster.config
     let limit = max(32 * 1024, config.perConnectionBufferLimitBytes)
-    var bootstrap = ClientBootstrap(group: eventLoop)
-      .connectTimeout(config.connectTimeout)
-      .channelOption(.allowRemoteHalfClosure, value: true)
-      .channelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+    // ClientBootstrap is a class whose setters mutate it: build a fresh one per attempt.
+    func bootstrap() -> ClientBootstrap {
+      ClientBootstrap(group: eventLoop)
+        .connectTimeout(config.connectTimeout)
+        .channelOption(.allowRemoteHalfClosure, value: true)
+        .channelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+    }
     switch host.address {
     case .socket(let address):
       guard let source = sourceAddress(for: address, in: config.sourceAddresses) else {
-        return bootstrap.connect(to: address)
+        return bootstrap().connect(to: address)
       }
-      // A source address that is not configured in this namespace (say ::6 without TPROXY's routing)
-      // cannot be bound: count it and connect from the default source rather than fail every connection.
-      let unbound = bootstrap
-      return bootstrap.bind(to: source).connect(to: address).flatMapError { error in
-        guard let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL else {
-          return eventLoop.makeFailedFuture(error)
-        }
-        cluster.stats.bindErrors.inc()
-        return unbound.connect(to: address)
+      // A source address not configured in this namespace (::6 is only on lo with TPROXY routing) cannot be
+      // bound. Like Envoy, fail and count it: connecting from another source would loop back through the
+      // inbound capture, which only exempts 127.0.0.6 and ::6.
+      return bootstrap().bind(to: source).connect(to: address).flatMapErrorThrowing { error in
+        if let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
+        throw error
       }
     case .pipe(let path):
-      return bootstrap.connect(unixDomainSocketPath: path)
+      return bootstrap().connect(unixDomainSocketPath: path)
     case .dns(let name, _):
       return eventLoop.makeFailedFuture(UnresolvedHostError(name: name))
     }
