@@ -94,22 +94,7 @@ struct Proxy: ParsableCommand {
 
   func run() throws {
     SignalMask.unblockTerminationSignals()
-    let done = DispatchSemaphore(value: 0)
-    let outcome = Outcome()
-    Task {
-      do {
-        try await serve()
-      } catch {
-        outcome.error = error
-      }
-      done.signal()
-    }
-    done.wait()
-    if let error = outcome.error { throw error }
-  }
-
-  private final class Outcome: @unchecked Sendable {
-    var error: (any Error)?
+    try runAsyncThrowing { try await serve() }
   }
 
   private func serve() async throws {

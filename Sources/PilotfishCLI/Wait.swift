@@ -62,3 +62,17 @@ func runAsync<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
 private final class ResultBox<T>: @unchecked Sendable {
   var value: T?
 }
+
+/// `runAsync` for a throwing body: the synchronous root command runs async work to completion and
+/// rethrows its error.
+func runAsyncThrowing(_ body: @escaping @Sendable () async throws -> Void) throws {
+  let result: Result<Void, any Error> = runAsync {
+    do {
+      try await body()
+      return .success(())
+    } catch {
+      return .failure(error)
+    }
+  }
+  try result.get()
+}

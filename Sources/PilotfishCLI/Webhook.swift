@@ -29,22 +29,7 @@ struct Webhook: ParsableCommand {
   /// The root command stays synchronous so that `istio-iptables --network-namespace` can move the main thread
   /// before any other thread exists; the server's async work runs to completion from here.
   func run() throws {
-    let done = DispatchSemaphore(value: 0)
-    let outcome = Outcome()
-    Task {
-      do {
-        try await serve()
-      } catch {
-        outcome.error = error
-      }
-      done.signal()
-    }
-    done.wait()
-    if let error = outcome.error { throw error }
-  }
-
-  private final class Outcome: @unchecked Sendable {
-    var error: (any Error)?
+    try runAsyncThrowing { try await serve() }
   }
 
   private func serve() async throws {
