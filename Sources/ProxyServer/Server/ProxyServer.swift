@@ -64,6 +64,10 @@ package final class ProxyServer: Sendable {
     for warning in resources.warnings where seen.insert(warning.message).inserted {
       logger.warning("\(warning)")
     }
+    if bootstrap.hasDynamicResources {
+      logger.warning(
+        "dynamic_resources: xDS (ADS/LDS/CDS) is not implemented yet; serving the static resources only")
+    }
     state = ServerState(stats: stats, concurrency: requested)
     clusterManager = ClusterManager(
       clusters: resources.clusters, stats: stats, logger: logLevels.logger("upstream", base: logHandler))
