@@ -267,9 +267,18 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
     workdir = tempfile.mkdtemp(prefix="pf-bench-")
-    nginx = Nginx(workdir)
-    haproxy = HAProxy(workdir, nginx.port)
-    pilotfish = Pilotfish(workdir, nginx.port, args.proxy)
+    started = []
+    try:
+        nginx = Nginx(workdir)
+        started.append(nginx)
+        haproxy = HAProxy(workdir, nginx.port)
+        started.append(haproxy)
+        pilotfish = Pilotfish(workdir, nginx.port, args.proxy)
+        started.append(pilotfish)
+    except BaseException:
+        for server in reversed(started):
+            server.stop()
+        raise
     try:
         results = {}
 
