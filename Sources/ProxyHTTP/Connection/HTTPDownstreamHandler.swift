@@ -494,12 +494,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     var added: [(name: String, value: String)] = []
 
     headBytes.withUnsafeReadableBytes { raw in
-      func indices(of name: String) -> [Int] {
-        head.fields.indices.filter {
-          HTTP1Bytes.equalsIgnoringASCIICase(
-            raw, head.fields[$0].name.lowerBound, head.fields[$0].name.upperBound, name)
-        }
-      }
+      func indices(of name: String) -> [Int] { Self.fieldIndices(named: name, in: head, raw) }
       var drop: [Int] = []
       for name in removals { drop += indices(of: name) }
       if head.expectsContinue && !config.proxy100Continue {
@@ -704,12 +699,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
     var added: [(name: String, value: String)] = []
     headBytes.withUnsafeReadableBytes { raw in
-      func indices(of name: String) -> [Int] {
-        head.fields.indices.filter {
-          HTTP1Bytes.equalsIgnoringASCIICase(
-            raw, head.fields[$0].name.lowerBound, head.fields[$0].name.upperBound, name)
-        }
-      }
+      func indices(of name: String) -> [Int] { Self.fieldIndices(named: name, in: head, raw) }
       var drop: [Int] = []
       switch config.serverHeaderTransformation {
       case .overwrite:
@@ -1129,6 +1119,14 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   /// Writes an empty buffer behind everything queued and closes once it is written.
+
+  /// Indices of the head's fields called `name` (ASCII case-insensitive), read from `raw`.
+  static func fieldIndices(named name: String, in head: HTTP1Head, _ raw: UnsafeRawBufferPointer) -> [Int] {
+    head.fields.indices.filter {
+      HTTP1Bytes.equalsIgnoringASCIICase(
+        raw, head.fields[$0].name.lowerBound, head.fields[$0].name.upperBound, name)
+    }
+  }
 
   static func headerMap(_ head: HTTP1Head, _ bytes: ByteBuffer) -> [String: String] {
     bytes.withUnsafeReadableBytes { raw in
