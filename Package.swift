@@ -27,6 +27,9 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.30.0"),
     .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.0.0"),
     .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.0.0"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.0.0"),
+    .package(url: "https://github.com/apple/swift-certificates.git", from: "1.6.0"),
+    .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
   ],
   targets: [
@@ -125,12 +128,20 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     // The agent (pilot-agent's role): pod metadata, bootstrap generation, proxy supervision, the status
-    // server (15020), merged metrics (15090), app probers.
+    // server (15020), merged metrics (15090), app probers, the SDS server and certificate providers, the
+    // xDS proxy.
     .target(
       name: "Agent",
       dependencies: [
         "EnvoyAPI",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "_CryptoExtras", package: "swift-crypto"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
@@ -156,7 +167,16 @@ let package = Package(
     // Fakes and harnesses for tests only: loopback servers and clients (more with the fake xDS server).
     .target(
       name: "TestSupport",
-      dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+      dependencies: [
+        "EnvoyAPI",
+        .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ],
       swiftSettings: swiftSettings
     ),
     .testTarget(
@@ -204,8 +224,14 @@ let package = Package(
     .testTarget(
       name: "AgentTests",
       dependencies: [
-        "Agent", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        "Agent", "EnvoyAPI", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+        .product(name: "X509", package: "swift-certificates"),
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
       ],
       exclude: ["Golden", "Helpers"],
       swiftSettings: swiftSettings

@@ -241,6 +241,8 @@ package enum EnvoyAPIMessageTypes {
     Envoy_Type_V3_Int64Range.self,
     Envoy_Type_V3_SemanticVersion.self,
     Google_Rpc_Status.self,
+    Grpc_Health_V1_HealthCheckRequest.self,
+    Grpc_Health_V1_HealthCheckResponse.self,
     Istio_V1_Auth_IstioCertificateRequest.self,
     Istio_V1_Auth_IstioCertificateResponse.self,
     Udpa_Type_V1_TypedStruct.self,
