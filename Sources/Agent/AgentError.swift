@@ -20,6 +20,8 @@ package struct AgentError: Error, Equatable, CustomStringConvertible, Sendable {
     case server
     /// A local HTTP call (proxy admin, app probe, scrape) failed.
     case http
+    /// Workload identity: certificate issuance, certificate files, the SDS server.
+    case identity
   }
 
   package var code: Code
