@@ -26,15 +26,25 @@ package final class ProxyContext: Sendable {
   }
 }
 
-/// Which traffic directions are draining. HTTP connections on a draining listener answer with
-/// `connection: close`; listeners stop accepting at the end of the drain.
+/// Which traffic directions are draining, and how hard. HTTP connections on a draining listener answer
+/// with `connection: close` — always with `--drain-strategy immediate`; with `gradual` (Envoy's default)
+/// with a probability that grows linearly from 0 to 1 over the drain time, so clients move away in a
+/// spread rather than all at once. Listeners stop accepting at the end of the drain.
 package final class DrainState: Sendable {
   private let inbound = Atomic<Bool>(false)
   private let outbound = Atomic<Bool>(false)
+  private let gradual = Atomic<Bool>(false)
+  private let startedAt = Atomic<Int64>(0)
+  private let drainNanoseconds = Atomic<Int64>(0)
 
   package init() {}
 
-  package func start(inboundOnly: Bool) {
+  /// Starts draining; `gradual` spreads the closes over `drainTime`.
+  package func start(inboundOnly: Bool, gradual: Bool = false, drainTime: Duration = .zero) {
+    let nanos = drainTime.components.seconds * 1_000_000_000 + drainTime.components.attoseconds / 1_000_000_000
+    drainNanoseconds.store(max(0, nanos), ordering: .relaxed)
+    startedAt.store(NIODeadline.now().uptimeNanoseconds.clampedToInt64, ordering: .relaxed)
+    self.gradual.store(gradual, ordering: .relaxed)
     inbound.store(true, ordering: .relaxed)
     if !inboundOnly { outbound.store(true, ordering: .relaxed) }
   }
@@ -46,7 +56,28 @@ package final class DrainState: Sendable {
     }
   }
 
+  /// Whether a connection in `direction` should be closed now (Envoy's `drainClose()`).
+  package func shouldClose(_ direction: Listener.TrafficDirection) -> Bool {
+    var generator = SystemRandomNumberGenerator()
+    return shouldClose(direction, now: NIODeadline.now(), using: &generator)
+  }
+
+  package func shouldClose(
+    _ direction: Listener.TrafficDirection, now: NIODeadline, using generator: inout some RandomNumberGenerator
+  ) -> Bool {
+    guard isDraining(direction) else { return false }
+    let total = drainNanoseconds.load(ordering: .relaxed)
+    guard gradual.load(ordering: .relaxed), total > 0 else { return true }
+    let elapsed = now.uptimeNanoseconds.clampedToInt64 - startedAt.load(ordering: .relaxed)
+    guard elapsed < total else { return true }
+    return Int64.random(in: 0..<total, using: &generator) < elapsed
+  }
+
   package var anyDraining: Bool { inbound.load(ordering: .relaxed) || outbound.load(ordering: .relaxed) }
+}
+
+extension UInt64 {
+  fileprivate var clampedToInt64: Int64 { self > UInt64(Int64.max) ? .max : Int64(self) }
 }
 
 /// Every open downstream connection, so shutdown can close what is left and drain can count.

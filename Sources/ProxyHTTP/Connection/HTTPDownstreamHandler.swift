@@ -686,7 +686,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     stream.unconfirmed = nil
     lastActivity = .now()
     let action = machine.responseHeadStarted(
-      status: status, draining: proxy.drain.isDraining(connection.listener.direction),
+      status: status, draining: proxy.drain.shouldClose(connection.listener.direction),
       bodyUntilClose: framing == .untilClose)
     var rewrite = HTTP1HeadRewrite()
     var close = false
@@ -897,7 +897,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     // The rest of the request body will not be read: say so.
     if machine.stream?.requestComplete == false { machine.closeAfterResponse() }
     let action = machine.responseHeadStarted(
-      status: status, draining: proxy.drain.isDraining(connection.listener.direction), bodyUntilClose: false)
+      status: status, draining: proxy.drain.shouldClose(connection.listener.direction), bodyUntilClose: false)
     var close = true
     if case .writeHead(let c, let drainClose) = action {
       close = c

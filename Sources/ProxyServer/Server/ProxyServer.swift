@@ -157,11 +157,14 @@ package final class ProxyServer: Sendable {
   }
 
   /// `/drain_listeners`: stop accepting now, or (graceful) mark the listeners draining — HTTP answers with
-  /// `connection: close` — and stop accepting when `--drain-time-s` has passed.
+  /// `connection: close`, immediately or spread over the drain time (`--drain-strategy`) — and stop
+  /// accepting when `--drain-time-s` has passed.
   package func drainListeners(inboundOnly: Bool, graceful: Bool) {
     if graceful {
       guard !drainStarted.exchange(true, ordering: .relaxed) else { return }
-      context.drain.start(inboundOnly: inboundOnly)
+      context.drain.start(
+        inboundOnly: inboundOnly, gradual: options.drainStrategy == .gradual,
+        drainTime: .seconds(options.drainTimeSeconds))
       stats.gauge("listener_manager.total_listeners_draining").set(
         UInt64(
           listenerManager.listeners.filter { !inboundOnly || $0.config.trafficDirection == .inbound }.count))
