@@ -64,7 +64,7 @@ package struct InterceptionRunner {
         emit(text, terminator: "")
       }
       if let routing = config.tproxyRouting {
-        emit("# netlink (TPROXY policy routing)")
+        emit(routing.policyRoutes ? "# netlink (TPROXY policy routing)" : "# netlink (IPv6 passthrough source)")
         for line in PolicyRouting.describe(routing) { emit(line) }
       }
       if let current = plan.current {
@@ -124,8 +124,11 @@ package struct InterceptionRunner {
       }
       logger.notice("removed \(removed) Pilotfish rules left by the \(other) backend")
     }
-    if config.tproxyRouting == nil, plan.current?.hasTProxy == true {
-      try PolicyRouting.remove(Self.routing(config, families: ruleset.families))
+    if config.tproxyRouting?.policyRoutes != true, plan.current?.hasTProxy == true {
+      // Left by TPROXY mode: its policy routing goes; `::6` stays if this mode still needs it.
+      var leftover = Self.routing(config, families: ruleset.families)
+      leftover.ipv6PassthroughAddress = leftover.ipv6PassthroughAddress && config.tproxyRouting == nil
+      try PolicyRouting.remove(leftover)
     }
   }
 

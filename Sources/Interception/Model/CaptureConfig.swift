@@ -69,10 +69,20 @@ package struct CaptureConfig: Sendable, Hashable {
     return false
   }
 
-  /// The TPROXY routing this configuration needs, if any.
+  /// The routing this configuration needs, if any: in TPROXY mode the policy routing (and `::6` on `lo`
+  /// with IPv6); in REDIRECT mode with IPv6 only `::6` on `lo`, the source the proxy's inbound passthrough
+  /// binds (`InboundPassthroughCluster`'s `::6`) — without it IPv6 inbound passthrough cannot connect.
   package var tproxyRouting: TProxyRouting? {
-    guard inboundMode == .tproxy, inboundPorts != .none else { return nil }
-    return TProxyRouting(
-      mark: tproxyMark, table: tproxyRouteTable, families: families, ipv6PassthroughAddress: ipv6)
+    guard inboundPorts != .none else { return nil }
+    switch inboundMode {
+    case .tproxy:
+      return TProxyRouting(
+        mark: tproxyMark, table: tproxyRouteTable, families: families, ipv6PassthroughAddress: ipv6)
+    case .redirect:
+      guard ipv6 else { return nil }
+      return TProxyRouting(
+        mark: tproxyMark, table: tproxyRouteTable, families: [.v6], ipv6PassthroughAddress: true,
+        policyRoutes: false)
+    }
   }
 }

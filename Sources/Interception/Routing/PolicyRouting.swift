@@ -16,14 +16,19 @@ package struct TProxyRouting: Sendable, Equatable {
   package var families: [IPFamily]
   /// Add `::6/128` on `lo`; only meaningful when `.v6` is in `families`.
   package var ipv6PassthroughAddress: Bool
+  /// The fwmark rule and local route per family (TPROXY). False for REDIRECT mode, which only needs the
+  /// passthrough address.
+  package var policyRoutes: Bool
 
   package init(
-    mark: UInt32 = 1337, table: UInt32 = 133, families: [IPFamily], ipv6PassthroughAddress: Bool
+    mark: UInt32 = 1337, table: UInt32 = 133, families: [IPFamily], ipv6PassthroughAddress: Bool,
+    policyRoutes: Bool = true
   ) {
     self.mark = mark
     self.table = table
     self.families = families
     self.ipv6PassthroughAddress = ipv6PassthroughAddress
+    self.policyRoutes = policyRoutes
   }
 }
 
@@ -173,7 +178,7 @@ package enum PolicyRouting {
   private static func pieces(_ r: TProxyRouting) -> [Piece] {
     var seen: Set<IPFamily> = []
     var result: [Piece] = []
-    for family in r.families where seen.insert(family).inserted {
+    for family in r.families where seen.insert(family).inserted && r.policyRoutes {
       result += [.rule(family), .route(family)]
     }
     if r.ipv6PassthroughAddress && seen.contains(.v6) { result.append(.passthroughAddress) }
