@@ -71,9 +71,19 @@ package struct SidecarAgent: Sendable {
       throw error
     }
 
+    let secrets = SecretCache(
+      source: try settings.identity.makeSource(logger: logger), policy: settings.identity.policy,
+      outputDirectory: settings.identity.outputDirectory, logger: logger)
+    let sds = SDSServer(
+      socketPath: settings.identity.socketPath,
+      owner: settings.launch.userID.map { ($0, settings.launch.groupID ?? $0) }, cache: secrets,
+      logger: logger, onListening: { _ in })
+
     let group = ServiceGroup(
       configuration: .init(
         services: [
+          .init(service: secrets),
+          .init(service: sds),
           .init(service: BoundServer(server: status, channel: statusChannel)),
           .init(service: BoundServer(server: metricsServer, channel: metricsChannel)),
           .init(

@@ -37,6 +37,8 @@ package struct SidecarOptions: Sendable {
   package var trampoline: String?
   package var proxyGroupID = 1337
   package var policy = ProxySupervisionPolicy()
+  /// The local CA's state directory (`--local-ca-dir`), used when there is no control plane.
+  package var localCADirectory: String?
 
   package init(environment: [String: String]) {
     self.environment = environment
@@ -61,6 +63,7 @@ package struct SidecarSettings: Sendable {
   package var probers: AppProbers
   package var probeTarget: String
   package var scrapeTargets: PrometheusScrapeTargets?
+  package var identity: IdentitySettings
   package var bootstrapPath: String { PodMetadata.join(root, commandLine.configFile) }
   package var root: String
 
@@ -214,6 +217,9 @@ package struct SidecarSettings: Sendable {
         pod.proxyConfig.proxyAdminPort, pod.proxyConfig.statusPort, generator.envoyStatusPort, metricsPort,
       ])
     let metricsLocalhostOnly = try flag("METRICS_LOCALHOST_ACCESS_ONLY", default: false)
+    let identity = try IdentitySettings.resolve(
+      pod: pod, sdsSocketPath: generator.sdsSocketPath, root: options.root,
+      localCADirectory: options.localCADirectory)
 
     return SidecarSettings(
       pod: pod, generator: generator, commandLine: commandLine, launch: launch, policy: policy,
@@ -223,7 +229,7 @@ package struct SidecarSettings: Sendable {
       metricsAddress: metricsLocalhostOnly ? "127.0.0.1" : options.statusAddress,
       metricsLocalhostOnly: metricsLocalhostOnly,
       mergeProxyStats: try flag("PILOT_AGENT_MERGE_ENVOY_STATS", default: true), probers: probers,
-      probeTarget: probeTarget, scrapeTargets: scrapeTargets, root: options.root)
+      probeTarget: probeTarget, scrapeTargets: scrapeTargets, identity: identity, root: options.root)
   }
 
   /// ISTIO_BOOTSTRAP_OVERRIDE: a YAML or JSON file, `$(HOST_IP)` substituted, passed as JSON.

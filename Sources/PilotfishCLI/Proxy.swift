@@ -79,6 +79,10 @@ struct Proxy: ParsableCommand {
   var maxRestartBackoffMillis = 30_000
   @Option(name: .customLong("stop-grace-ms"), help: "SIGTERM to SIGKILL delay when stopping the proxy.")
   var stopGraceMillis = 5_000
+  @Option(
+    name: .customLong("local-ca-dir"),
+    help: "State directory of the local CA used without a control plane (also PILOTFISH_LOCAL_CA_DIR).")
+  var localCADirectory: String?
   @Option(name: .customLong("proxy-uid"), help: "uid the proxy runs as when the agent is root (-1: keep).")
   var proxyUID = 1337
   @Option(name: .customLong("proxy-gid"), help: "gid the proxy runs as when the agent is root (-1: keep).")
@@ -128,6 +132,7 @@ struct Proxy: ParsableCommand {
     options.trampoline = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
     options.statusPort = statusPort
     options.metricsPort = metricsPort
+    options.localCADirectory = localCADirectory
     options.statusAddress = listenAddress
     options.proxyUserID = proxyUID
     options.proxyGroupID = proxyGID

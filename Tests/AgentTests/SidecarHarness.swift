@@ -144,6 +144,7 @@ final class SidecarUnderTest: @unchecked Sendable {
       proxyConfig
       ?? #"{"proxyAdminPort": \#(adminPort), "discoveryAddress": "", "terminationDrainDuration": "1s"}"#
     environment["FAKE_PROXY_RECORD"] = recordPath
+    environment["PILOTFISH_LOCAL_CA_DIR"] = root.path + "/local-ca"
     for (k, v) in extra { environment[k] = v }
     process.executableURL = URL(fileURLWithPath: try Binaries.pilotfish())
     process.arguments =

@@ -34,7 +34,7 @@ struct SidecarAgentTests {
     agent.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
     agent.arguments = [
       "netns", "exec", net.pod, PodNetwork.pilotfish, "proxy", "sidecar", "--pod-metadata", podFile,
-      "--concurrency", "1",
+      "--concurrency", "1", "--local-ca-dir", directory.appendingPathComponent("local-ca").path,
     ]
     agent.currentDirectoryURL = directory
     var environment = ProcessInfo.processInfo.environment
@@ -56,6 +56,11 @@ struct SidecarAgentTests {
     #expect(ready, "sidecar never became ready")
     let processes = try PodNetwork.run("/bin/ps", ["-o", "user=,args=", "-C", "pilotfish-proxy"]).stdout
     #expect(processes.contains("1337"), "the proxy should run as uid 1337: \(processes)")
+    // The SDS socket belongs to the proxy's user, owner-only; the local CA holds the shared root.
+    let socket = directory.appendingPathComponent("var/run/secrets/workload-spiffe-uds/socket").path
+    let owner = try PodNetwork.run("/usr/bin/stat", ["-c", "%u %a", socket]).stdout
+    #expect(owner.hasPrefix("1337 600"), "\(owner)")
+    #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent("local-ca/root-cert.pem").path))
 
     // Outbound from the app keeps its destination; inbound reaches the app from 127.0.0.6.
     let outbound = try net.connect(from: net.pod, to: net.remoteV4, port: 8080)
