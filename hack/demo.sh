@@ -22,6 +22,9 @@ cleanup() {
   ip netns pids "$pod" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
   ip netns del "$pod" 2>/dev/null || true
   ip netns del "$remote" 2>/dev/null || true
+  [ -n "${sidecar_dir:-}" ] && rm -rf "$sidecar_dir"
+  [ -n "${ca_dir:-}" ] && rm -rf "$ca_dir"
+  return 0
 }
 trap cleanup EXIT
 cleanup
@@ -57,13 +60,21 @@ cat > /tmp/pf-demo-pod.json <<'JSON'
  "status": {"podIP": "10.77.0.2", "podIPs": [{"ip": "10.77.0.2"}, {"ip": "fd77::2"}]}}
 JSON
 sidecar_dir=$(mktemp -d /tmp/pf-demo-sidecar.XXXXXX); chmod 755 "$sidecar_dir"
-(cd "$sidecar_dir" && PROXY_CONFIG='{"terminationDrainDuration": "1s"}' \
+ca_dir=$(mktemp -d /tmp/pf-demo-ca.XXXXXX)
+(cd "$sidecar_dir" && PROXY_CONFIG='{"terminationDrainDuration": "1s"}' OUTPUT_CERTS=./certs \
   exec ip netns exec "$pod" "$bin" proxy sidecar --pod-metadata /tmp/pf-demo-pod.json --concurrency 1 \
-  > /tmp/pf-demo-sidecar.log 2>&1) & pids+=($!)
+  --local-ca-dir "$ca_dir" > /tmp/pf-demo-sidecar.log 2>&1) & pids+=($!)
 for _ in $(seq 150); do [ "$(in_pod curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:15021/healthz/ready)" = 200 ] && break; sleep 0.1; done
 echo "  :15021/healthz/ready (proxy -> agent): $(in_pod curl -s -o /dev/null -w '%{http_code}' 127.0.0.1:15021/healthz/ready)"
 echo "  proxy process: $(ps -o user=,args= -C pilotfish-proxy | cut -c1-110)"
 in_pod curl -s 127.0.0.1:15000/listeners | sed 's/^/  listener /'
+
+step "workload identity: the agent's SDS socket, certificates from the local CA (no istiod)"
+for _ in $(seq 50); do [ -s "$sidecar_dir/certs/cert-chain.pem" ] && break; sleep 0.1; done
+echo "  SDS socket: $(stat -c '%A uid=%u' "$sidecar_dir/var/run/secrets/workload-spiffe-uds/socket") (owner-only, the proxy's uid)"
+echo "  $(openssl x509 -noout -ext subjectAltName -in "$sidecar_dir/certs/cert-chain.pem" | tail -1 | sed 's/^ *//')"
+echo "  $(openssl x509 -noout -enddate -in "$sidecar_dir/certs/cert-chain.pem") (rotated at half-life, pushed over SDS)"
+echo "  $(cd "$sidecar_dir/certs" && openssl verify -CAfile root-cert.pem cert-chain.pem) against the local CA in $ca_dir"
 
 step "servers: the app on 8080 in the pod, a server on 8080 on the remote host"
 in_pod "$py" "$echo_py" serve --tcp 8080 --seconds 60 > /tmp/pf-demo-pod.log & pids+=($!)
@@ -75,6 +86,7 @@ step "traffic through the proxy (the server prints: port=<its port> orig=<destin
 show "app (uid 1000) -> 10.77.0.1:8080 (outbound, passthrough)" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect 10.77.0.1 8080
 show "app (uid 1000) -> [fd77::1]:8080 (outbound, passthrough)" in_pod setpriv --reuid 1000 --regid 1000 --clear-groups "$py" "$echo_py" connect fd77::1 8080
 show "remote -> pod 10.77.0.2:8080 (inbound, from 127.0.0.6)" in_remote "$py" "$echo_py" connect 10.77.0.2 8080
+show "remote -> pod [fd77::2]:8080 (inbound, from ::6)" in_remote "$py" "$echo_py" connect fd77::2 8080
 show "remote -> pod :15020/healthz/ready (the agent; -d exempts it)" in_remote curl -s -o /dev/null -w '%{http_code}' http://10.77.0.2:15020/healthz/ready
 
 step "merged metrics on :15090 (agent + proxy), and the proxy's admin API"
@@ -89,7 +101,7 @@ echo "  ..."
 step "SIGTERM to the agent: drain inbound listeners, stop the proxy, exit"
 kill -TERM "${pids[0]}"; wait "${pids[0]}" && echo "  agent exited 0"
 grep -E 'drain|stopp|exit' /tmp/pf-demo-sidecar.log | tail -4 | cut -c1-150 | sed 's/^/  log: /'
-rm -rf "$sidecar_dir"
+rm -rf "$sidecar_dir" "$ca_dir"
 
 step "cleanup: pilotfish istio-iptables --cleanup-only"
 in_pod "$bin" istio-iptables --cleanup-only
