@@ -18,9 +18,9 @@ if ((${#missing[@]})); then
 fi
 
 # Third-party peers the tests check against: Kubernetes schemas, RFC 6902 JSON Patch, the official Envoy
-# protos (xds-protos) and protoc from grpcio-tools.
-pypi=(kubernetes-validate jsonpatch xds-protos grpcio-tools)
-if ! python3 -c 'import kubernetes_validate, jsonpatch, envoy.config.bootstrap.v3.bootstrap_pb2, grpc_tools.protoc' \
+# protos (xds-protos), protoc from grpcio-tools, and gRPC's own health service (grpcio-health-checking).
+pypi=(kubernetes-validate jsonpatch xds-protos grpcio-tools grpcio-health-checking)
+if ! python3 -c 'import kubernetes_validate, jsonpatch, envoy.config.bootstrap.v3.bootstrap_pb2, grpc_tools.protoc, grpc_health.v1.health' \
   2>/dev/null; then
   echo "hack/setup.sh: installing ${pypi[*]} from PyPI" >&2
   python3 -m pip install -q "${pypi[@]}" 2>/dev/null \

@@ -140,9 +140,6 @@ package struct AppProbeRunner: Sendable {
     }
     switch prober.action {
     case .httpGet(let probePath, let port, let scheme, let extra):
-      guard scheme == "HTTP" else {
-        return (500, "HTTPS app probes are not supported by pilotfish yet")
-      }
       var forwarded: [(String, String)] = []
       for (name, value) in headers {
         let lower = name.lowercased()
@@ -164,14 +161,21 @@ package struct AppProbeRunner: Sendable {
       do {
         let response = try await client.request(
           host: target, port: port, path: probePath, headers: forwarded, timeout: prober.timeout,
-          sourceAddress: sourceAddress, maxBodyBytes: 1 << 20)
+          sourceAddress: sourceAddress, maxBodyBytes: 1 << 20, tls: scheme == "HTTPS")
         if (300..<400).contains(response.status) { return (200, "") }
         return (response.status, String(decoding: response.body.prefix(10 << 10), as: UTF8.self))
       } catch {
         return (500, "\(error)")
       }
-    case .tcpSocket(let port), .grpc(let port, _):
-      // gRPC health checking is not implemented: a gRPC prober degrades to a TCP connect (logged at startup).
+    case .grpc(let port, let service):
+      if let failure = await GRPCHealthProbe.check(
+        host: target, port: port, service: service ?? "", sourceAddress: sourceAddress, timeout: prober.timeout,
+        group: group)
+      {
+        return (500, failure)
+      }
+      return (200, "")
+    case .tcpSocket(let port):
       do {
         try await connect(port: port, timeout: prober.timeout)
         return (200, "")

@@ -1,6 +1,7 @@
 package import NIOCore
 internal import NIOHTTP1
 package import NIOPosix
+internal import NIOSSL
 
 /// One HTTP/1.1 response, body read whole.
 package struct LocalHTTPResponse: Sendable {
@@ -18,7 +19,8 @@ package struct LocalHTTPResponse: Sendable {
 /// A minimal HTTP/1.1 client for the agent's local calls: the proxy admin API, app probes, metric scrapes,
 /// `pilotfish wait` and `pilotfish request`. One connection per request (`Connection: close`), an overall
 /// deadline, an optional source address (app probes leave from 127.0.0.6 so interception lets them through),
-/// and a cap on the body size.
+/// and a cap on the body size. With `tls`, HTTPS without certificate verification — what Istio's prober does
+/// for HTTPS app probes (the kubelet does not verify either).
 package struct LocalHTTPClient: Sendable {
   private let group: any EventLoopGroup
 
@@ -31,15 +33,15 @@ package struct LocalHTTPClient: Sendable {
   package func request(
     _ method: String = "GET", host: String, port: Int, path: String,
     headers: [(String, String)] = [], body: [UInt8] = [], timeout: Duration,
-    sourceAddress: String? = nil, maxBodyBytes: Int = 10 << 20
+    sourceAddress: String? = nil, maxBodyBytes: Int = 10 << 20, tls: Bool = false
   ) async throws(AgentError) -> LocalHTTPResponse {
-    let target = "\(method) http://\(host):\(port)\(path)"
+    let target = "\(method) \(tls ? "https" : "http")://\(host):\(port)\(path)"
     do {
       return try await withThrowingTaskGroup(of: LocalHTTPResponse.self) { tasks in
         tasks.addTask {
           try await perform(
             method, host: host, port: port, path: path, headers: headers, body: body, timeout: timeout,
-            sourceAddress: sourceAddress, maxBodyBytes: maxBodyBytes)
+            sourceAddress: sourceAddress, maxBodyBytes: maxBodyBytes, tls: tls)
         }
         tasks.addTask {
           try await Task.sleep(for: timeout)
@@ -57,8 +59,9 @@ package struct LocalHTTPClient: Sendable {
 
   private func perform(
     _ method: String, host: String, port: Int, path: String, headers: [(String, String)], body: [UInt8],
-    timeout: Duration, sourceAddress: String?, maxBodyBytes: Int
+    timeout: Duration, sourceAddress: String?, maxBodyBytes: Int, tls: Bool
   ) async throws -> LocalHTTPResponse {
+    let sslContext = tls ? try Self.insecureTLS.get() : nil
     var bootstrap = ClientBootstrap(group: group)
       .connectTimeout(TimeAmount(timeout))
     if let sourceAddress {
@@ -66,6 +69,12 @@ package struct LocalHTTPClient: Sendable {
     }
     let channel = try await bootstrap.connect(host: host, port: port) { channel in
       channel.eventLoop.makeCompletedFuture {
+        if let sslContext {
+          // No SNI for an IP literal (RFC 6066); a name is sent as the server name.
+          let isIP = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+          try channel.pipeline.syncOperations.addHandler(
+            try NIOSSLClientHandler(context: sslContext, serverHostname: isIP ? nil : host))
+        }
         try channel.pipeline.syncOperations.addHTTPClientHandlers()
         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
           wrappingChannelSynchronously: channel)
@@ -105,6 +114,14 @@ package struct LocalHTTPClient: Sendable {
       }
       throw AgentError(.http, "connection closed before the response was complete")
     }
+  }
+
+  /// TLS for HTTPS app probes: any certificate is accepted, as Istio's prober (InsecureSkipVerify).
+  private static let insecureTLS: Result<NIOSSLContext, any Error> = Result {
+    var configuration = TLSConfiguration.makeClientConfiguration()
+    configuration.certificateVerification = .none
+    configuration.applicationProtocols = ["http/1.1"]
+    return try NIOSSLContext(configuration: configuration)
   }
 
   /// Percent-encodes the bytes a request target may not carry raw (pilot-agent's readiness regexes contain

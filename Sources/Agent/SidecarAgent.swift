@@ -24,11 +24,6 @@ package struct SidecarAgent: Sendable {
     let settings = self.settings
     let path = try settings.generator.write(root: settings.root)
     logger.info("wrote the proxy bootstrap", metadata: ["agent.bootstrap.path": "\(path)"])
-    for (path, prober) in settings.probers.probers {
-      if case .grpc = prober.action {
-        logger.warning("gRPC health probes are not implemented; \(path) checks a TCP connection instead")
-      }
-    }
 
     let state = AgentState()
     let client = LocalHTTPClient()

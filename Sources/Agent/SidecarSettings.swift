@@ -69,6 +69,12 @@ package struct SidecarSettings: Sendable {
 
   package static func resolve(_ options: SidecarOptions) throws(AgentError) -> SidecarSettings {
     let env = options.environment
+    if !options.templateFile.isEmpty {
+      throw AgentError(
+        .invalidFlag,
+        "--templateFile \(options.templateFile): custom Go bootstrap templates are not supported by Pilotfish;"
+          + " to change the generated bootstrap, merge a YAML or JSON file over it with ISTIO_BOOTSTRAP_OVERRIDE")
+    }
     var pod: PodMetadata
     if let path = options.podMetadataPath {
       pod = try PodMetadata.fromPodFile(

@@ -34,7 +34,7 @@ struct Proxy: ParsableCommand {
   var proxyComponentLogLevel = ""
   @Option(name: .customLong("concurrency"), help: "Proxy worker threads (legacy; ProxyConfig wins).")
   var concurrency = 0
-  @Option(name: .customLong("templateFile"), help: "Custom bootstrap template (not supported; ignored).")
+  @Option(name: .customLong("templateFile"), help: "Custom Go bootstrap template: not supported (an error); use ISTIO_BOOTSTRAP_OVERRIDE.")
   var templateFile = ""
   @Option(name: .customLong("outlierLogPath"), help: "Outlier detection log path (node metadata).")
   var outlierLogPath = ""
@@ -109,9 +109,6 @@ struct Proxy: ParsableCommand {
       logLevel: logLevel ?? Self.level(fromOutputLevel: logOutputLevel), label: "pilotfish.agent")
     if !ignored.isEmpty {
       logger.info("ignoring pilot-agent flags Pilotfish does not use: \(ignored.joined(separator: " "))")
-    }
-    if !templateFile.isEmpty {
-      logger.warning("--templateFile is not supported; using the built-in bootstrap")
     }
     var options = SidecarOptions(environment: ProcessInfo.processInfo.environment)
     options.podMetadataPath = podMetadata

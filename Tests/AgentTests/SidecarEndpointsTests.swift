@@ -13,11 +13,12 @@ final class FakeApp: @unchecked Sendable {
   let port: Int
   let recordPath = NSTemporaryDirectory() + "pilotfish-app-" + UUID().uuidString
 
-  init() throws {
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-    process.arguments = [Binaries.helper("fake_app.py"), "0"]
+  init(script: String = "fake_app.py", arguments: [String] = [], environment: [String: String] = [:]) throws {
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", Binaries.helper(script), "0"] + arguments
     var env = ProcessInfo.processInfo.environment
     env["FAKE_APP_RECORD"] = recordPath
+    for (key, value) in environment { env[key] = value }
     process.environment = env
     let out = Pipe()
     process.standardOutput = out
@@ -72,6 +73,53 @@ final class FakeApp: @unchecked Sendable {
     // Every HTTP probe left from 127.0.0.6.
     let lines = app.record.split(separator: "\n")
     #expect(!lines.isEmpty && lines.allSatisfy { $0.hasPrefix("127.0.0.6 ") }, "\(app.record)")
+  }
+
+  @Test func grpcHealthAndHTTPSProbesAgainstRealServers() async throws {
+    let grpc = try FakeApp(script: "grpc_health_server.py", arguments: ["ready=SERVING", "down=NOT_SERVING"])
+    defer { grpc.stop() }
+    let certificates = NSTemporaryDirectory() + "pf-probe-tls-" + UUID().uuidString.prefix(8)
+    try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: certificates) }
+    try OpenSSLPKI.sh(
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem"
+        + " -subj /CN=app -days 1 2>/dev/null", in: certificates)
+    let https = try FakeApp(environment: [
+      "FAKE_APP_TLS_CERT": certificates + "/cert.pem", "FAKE_APP_TLS_KEY": certificates + "/key.pem",
+    ])
+    defer { https.stop() }
+    let plain = try FakeApp()
+    defer { plain.stop() }
+    let closed = freePort()
+    let probers = """
+      {"/app-health/g/livez": {"grpc": {"port": \(grpc.port)}, "timeoutSeconds": 3},
+       "/app-health/g/readyz": {"grpc": {"port": \(grpc.port), "service": "ready"}, "timeoutSeconds": 3},
+       "/app-health/down/livez": {"grpc": {"port": \(grpc.port), "service": "down"}, "timeoutSeconds": 3},
+       "/app-health/down/readyz": {"grpc": {"port": \(grpc.port), "service": "unknown"}, "timeoutSeconds": 3},
+       "/app-health/down/startupz": {"grpc": {"port": \(closed)}},
+       "/app-health/s/livez": {"httpGet": {"path": "/healthz", "port": \(https.port), "scheme": "HTTPS"}, "timeoutSeconds": 3},
+       "/app-health/s/readyz": {"httpGet": {"path": "/unhealthy", "port": \(https.port), "scheme": "HTTPS"}, "timeoutSeconds": 3},
+       "/app-health/s/startupz": {"httpGet": {"path": "/healthz", "port": \(plain.port), "scheme": "HTTPS"}, "timeoutSeconds": 3}}
+      """
+    let sidecar = try SidecarUnderTest(environment: ["ISTIO_KUBE_APP_PROBERS": probers])
+    defer { sidecar.cleanUp() }
+    #expect(await eventually { await sidecar.status("/app-health/g/livez") != nil }, "stderr: \(sidecar.stderr)")
+    // gRPC: SERVING passes; NOT_SERVING, an unknown service (NOT_FOUND) and nothing listening fail.
+    #expect(await sidecar.status("/app-health/g/livez") == 200)
+    #expect(await sidecar.status("/app-health/g/readyz") == 200)
+    let down = try await sidecar.get("/app-health/down/livez")
+    #expect(down.status == 500 && down.text.contains("NOT_SERVING"), "\(down.text)")
+    let unknown = try await sidecar.get("/app-health/down/readyz")
+    #expect(unknown.status == 500 && unknown.text.contains("gRPC status 5"), "\(unknown.text)")
+    #expect(await sidecar.status("/app-health/down/startupz") == 500)
+    #expect(grpc.record.contains("/grpc.health.v1.Health/Check"), "\(grpc.record)")
+    // HTTPS: a self-signed certificate is accepted (as Istio's prober); the app's status passes through.
+    let live = try await sidecar.get("/app-health/s/livez")
+    #expect(live.status == 200 && live.text == "ok\n", "\(live.status) \(live.text)")
+    let ready = try await sidecar.get("/app-health/s/readyz")
+    #expect(ready.status == 500 && ready.text == "broken\n")
+    #expect(await sidecar.status("/app-health/s/startupz") == 500)
+    #expect(https.record.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.6 ") }, "\(https.record)")
   }
 
   @Test func mergedMetricsPassPromtoolAndCountFailures() async throws {

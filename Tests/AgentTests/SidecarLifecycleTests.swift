@@ -228,6 +228,27 @@ import Testing
     #expect(!taken.started)
   }
 
+  @Test func templateFileIsRefusedWithTheSupportedAlternative() async throws {
+    let result = try await run(arguments: ["--templateFile", "/etc/istio/custom.json"])
+    #expect(result.status == 1)
+    #expect(
+      result.stderr.contains("--templateFile /etc/istio/custom.json: custom Go bootstrap templates are not supported")
+        && result.stderr.contains("ISTIO_BOOTSTRAP_OVERRIDE"), "\(result.stderr)")
+    #expect(!result.started)
+  }
+
+  @Test func malformedBootstrapOverrideAndIdentitySettings() async throws {
+    let missing = try await run(environment: ["ISTIO_BOOTSTRAP_OVERRIDE": "/nonexistent/override.yaml"])
+    #expect(missing.status == 1)
+    #expect(
+      missing.stderr.contains("ISTIO_BOOTSTRAP_OVERRIDE /nonexistent/override.yaml: cannot read"), "\(missing.stderr)")
+    let ttl = try await run(environment: ["SECRET_TTL": "soon"])
+    #expect(ttl.status == 1 && ttl.stderr.contains("SECRET_TTL: invalid duration \"soon\""), "\(ttl.stderr)")
+    let ratio = try await run(environment: ["SECRET_GRACE_PERIOD_RATIO": "2"])
+    #expect(ratio.status == 1 && ratio.stderr.contains("SECRET_GRACE_PERIOD_RATIO"), "\(ratio.stderr)")
+    #expect(!missing.started && !ttl.started && !ratio.started)
+  }
+
   @Test func missingPodFileAndMissingBinary() async throws {
     let missing = try await run(arguments: ["--pod-metadata", "/nonexistent/pod.json"])
     #expect(missing.status == 1)

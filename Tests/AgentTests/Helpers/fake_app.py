@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The application container in the agent tests: HTTP on 127.0.0.1:<port> (argv[1], 0 = pick one; the bound
 port is printed as the first stdout line). /healthz → 200, /unhealthy → 500, /redirect → 302, /metrics →
-Prometheus text, /om → OpenMetrics. Each request's client address is appended to $FAKE_APP_RECORD."""
+Prometheus text, /om → OpenMetrics. Each request's client address is appended to $FAKE_APP_RECORD. With
+$FAKE_APP_TLS_CERT and $FAKE_APP_TLS_KEY (PEM files) it serves HTTPS instead."""
 import os
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,5 +52,10 @@ class App(BaseHTTPRequestHandler):
 
 server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), App)
 server.daemon_threads = True
+if os.environ.get("FAKE_APP_TLS_CERT"):
+    import ssl
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(os.environ["FAKE_APP_TLS_CERT"], os.environ["FAKE_APP_TLS_KEY"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
