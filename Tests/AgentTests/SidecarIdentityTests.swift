@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import Agent
 
@@ -83,6 +84,27 @@ struct SidecarIdentityTests {
     let chainB = try #require(b.responses.first?.resource("default")?.chain)
     let sans = try verifyWithOpenSSL(chain: chainB, root: rootA, in: second.root.path)
     #expect(sans.contains("URI:spiffe://cluster.local/ns/billing/sa/api"), "\(sans)")
+  }
+
+  @Test func istioCAIssuesThroughTheAgent() async throws {
+    let ca = try await FakeIstioCA(expectedToken: "pod-token")
+    let sidecar = try SidecarUnderTest(
+      environment: ["CA_ADDR": "localhost:\(ca.port)", "SERVICE_ACCOUNT": "web", "ISTIO_META_CLUSTER_ID": "east"],
+      start: false)
+    defer { sidecar.cleanUp() }
+    try sidecar.root.write("var/run/secrets/istio/root-cert.pem", ca.rootPEM)
+    try sidecar.root.write("var/run/secrets/tokens/istio-token", "pod-token")
+    try sidecar.process.run()
+    let result = try await Self.client(sidecar, names: ["default", "ROOTCA"])
+    await ca.stop()
+    let response = try #require(result.responses.first, "\(result.output)\n\(sidecar.stderr)")
+    let chain = try #require(response.resource("default")?.chain)
+    let root = try #require(response.resource("ROOTCA")?.root)
+    #expect(root.hasPrefix(ca.rootPEM))
+    let sans = try verifyWithOpenSSL(chain: chain, root: root, in: sidecar.root.path)
+    #expect(sans.contains("URI:spiffe://cluster.local/ns/shop/sa/web"))
+    #expect(ca.requests.first?.clusterID == "east")
+    #expect(ca.requests.first?.validitySeconds == 86_400)
   }
 
   @Test func mountedCertificatesWin() async throws {

@@ -8,12 +8,15 @@ extension IdentitySettings {
       logger.info("serving mounted workload certificates", metadata: ["agent.identity.chain": "\(chain)"])
       return .files(chainPath: chain, keyPath: key, rootPath: root)
     case .istioCA(let address):
-      // The Istio CA client lands with its own commit; until then the agent runs and says why it has no
-      // certificate.
-      logger.warning(
-        "certificates from Istio's CA are not implemented yet; default and ROOTCA cannot be served",
-        metadata: ["agent.identity.ca": "\(address)"])
-      return .issuer(UnavailableIssuer(address: address), identity, description: "Istio CA \(address)")
+      let variable = environment["CA_ADDR"].map { $0.isEmpty ? "discoveryAddress" : "CA_ADDR" } ?? "discoveryAddress"
+      let connection = try IstiodConnection.resolve(
+        address: address, variable: variable, environment: environment, root: root)
+      let client = IstioCAClient(
+        connection: connection, keyOptions: try WorkloadKeyOptions.resolve(environment: environment),
+        certSigner: environment["ISTIO_META_CERT_SIGNER"], logger: logger)
+      logger.info(
+        "certificates come from Istio's CA", metadata: ["agent.identity.ca": "\(address)"])
+      return .issuer(client, identity, description: "Istio CA \(address)")
     case .localCA(let directory):
       let authority = try LocalCertificateAuthority(directory: directory, trustDomain: identity.trustDomain)
       logger.info(
@@ -23,10 +26,3 @@ extension IdentitySettings {
   }
 }
 
-/// The Istio CA client is not part of this build yet.
-struct UnavailableIssuer: WorkloadCertificateIssuer {
-  var address: String
-  func issue(for identity: WorkloadIdentity, ttl: Duration) async throws -> IssuedCertificate {
-    throw AgentError(.identity, "CA_ADDR \(address): the Istio CA client is not implemented yet")
-  }
-}

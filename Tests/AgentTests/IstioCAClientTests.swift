@@ -1,0 +1,111 @@
+import Foundation
+import GRPCCore
+import Logging
+import Testing
+import TestSupport
+
+@testable import Agent
+
+/// The Istio CA client against a fake istiod CA over real TLS (server name istiod.istio-system.svc reached
+/// as `localhost`, as Istio maps it).
+@Suite("Istio CA client")
+struct IstioCAClientTests {
+  let identity = WorkloadIdentity(trustDomain: "cluster.local", namespace: "shop", serviceAccount: "web")
+
+  /// A pod root with istiod's root certificate and a token, and a client for `ca`.
+  func client(
+    _ ca: FakeIstioCA, token: String = "pod-token", keys: WorkloadKeyOptions = .init(), root: TempRoot
+  ) throws -> IstioCAClient {
+    try root.write("var/run/secrets/istio/root-cert.pem", ca.rootPEM)
+    try root.write("var/run/secrets/tokens/istio-token", token + "\n")
+    let connection = try IstiodConnection.resolve(
+      address: "localhost:\(ca.port)", variable: "CA_ADDR",
+      environment: ["ISTIO_META_CLUSTER_ID": "east", "CA_HEADER_X-Tenant": "blue"], root: root.path)
+    var client = IstioCAClient(
+      connection: connection, keyOptions: keys, certSigner: "signer-a", logger: Logger(label: "ca-test"))
+    client.initialBackoff = .milliseconds(5)
+    return client
+  }
+
+  @Test func issuesASpiffeCertificateWithTokenClusterAndSigner() async throws {
+    let ca = try await FakeIstioCA(expectedToken: "pod-token")
+    let root = try TempRoot()
+    defer { root.remove() }
+    let rsa = try await client(ca, root: root).issue(for: identity, ttl: .seconds(3600))
+    let ec = try await client(ca, keys: .init(algorithm: .ecdsaP384, pkcs8: true), root: root)
+      .issue(for: identity, ttl: .seconds(600))
+    await ca.stop()
+    for issued in [rsa, ec] {
+      let sans = try verifyWithOpenSSL(chain: issued.certificateChainPEM, root: issued.rootCertificatePEM, in: root.path)
+      #expect(sans.contains("URI:spiffe://cluster.local/ns/shop/sa/web"))
+      #expect(issued.rootCertificatePEM.hasPrefix(ca.rootPEM))
+    }
+    #expect(rsa.privateKeyPEM.hasPrefix("-----BEGIN RSA PRIVATE KEY-----"))
+    #expect(ec.privateKeyPEM.hasPrefix("-----BEGIN PRIVATE KEY-----"))
+    try Data(ec.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: root.path + "/ec.key"))
+    #expect(try OpenSSLPKI.sh("openssl pkey -noout -text -in ec.key", in: root.path).contains("P-384"))
+    #expect(abs(ec.notAfter.timeIntervalSince(ec.notBefore) - 600) < 120)
+    let request = try #require(ca.requests.first)
+    #expect(request.authorization == "Bearer pod-token")
+    #expect(request.clusterID == "east")
+    #expect(request.certSigner == "signer-a")
+    #expect(request.validitySeconds == 3600)
+    #expect(request.uriSANs == ["spiffe://cluster.local/ns/shop/sa/web"])
+  }
+
+  @Test func retriesTransientFailuresOnly() async throws {
+    let ca = try await FakeIstioCA(expectedToken: "pod-token")
+    let root = try TempRoot()
+    defer { root.remove() }
+    let client = try client(ca, root: root)
+    ca.failNext([.unavailable, .internalError])
+    _ = try await client.issue(for: identity, ttl: .seconds(60))
+    #expect(ca.requests.count == 3)
+    // Six transient failures exhaust the five retries.
+    ca.failNext(Array(repeating: .unavailable, count: 6))
+    await #expect(throws: AgentError.self) { try await client.issue(for: identity, ttl: .seconds(60)) }
+    #expect(ca.requests.count == 9)
+    // A wrong token is not retried.
+    ca.expectToken("another")
+    do {
+      _ = try await client.issue(for: identity, ttl: .seconds(60))
+      Issue.record("expected an error")
+    } catch let error as AgentError {
+      #expect(error.message.contains("CA_ADDR localhost:\(ca.port)") && error.message.contains("unauthenticated"))
+    }
+    #expect(ca.requests.count == 10)
+    // The token file is read for every call.
+    try root.write("var/run/secrets/tokens/istio-token", "another")
+    _ = try await client.issue(for: identity, ttl: .seconds(60))
+    await ca.stop()
+  }
+
+  @Test func shortChainAndMissingRootAreErrors() async throws {
+    let ca = try await FakeIstioCA(expectedToken: "pod-token")
+    let root = try TempRoot()
+    defer { root.remove() }
+    let client = try client(ca, root: root)
+    ca.returnLeafOnly(true)
+    do {
+      _ = try await client.issue(for: identity, ttl: .seconds(60))
+      Issue.record("expected an error")
+    } catch let error as AgentError {
+      #expect(error.message.contains("chain of 1 certificate"))
+    }
+    try FileManager.default.removeItem(atPath: root.path + "/var/run/secrets/istio/root-cert.pem")
+    do {
+      _ = try await client.issue(for: identity, ttl: .seconds(60))
+      Issue.record("expected an error")
+    } catch let error as AgentError {
+      #expect(error.message.contains("/var/run/secrets/istio/root-cert.pem"), "\(error)")
+    }
+    await ca.stop()
+    #expect(throws: AgentError.self) {
+      try IstiodConnection.resolve(address: "istiod", variable: "CA_ADDR", environment: [:], root: "/")
+    }
+    #expect(throws: AgentError.self) { try WorkloadKeyOptions.resolve(environment: ["WORKLOAD_RSA_KEY_SIZE": "1024"]) }
+    #expect(throws: AgentError.self) {
+      try WorkloadKeyOptions.resolve(environment: ["ECC_SIGNATURE_ALGORITHM": "ECDSA", "ECC_CURVE": "P521"])
+    }
+  }
+}
