@@ -69,16 +69,21 @@ package struct SidecarAgent: Sendable {
     let secrets = SecretCache(
       source: try settings.identity.makeSource(logger: logger), policy: settings.identity.policy,
       outputDirectory: settings.identity.outputDirectory, logger: logger)
+    let owner = settings.launch.userID.map { ($0, settings.launch.groupID ?? $0) }
     let sds = SDSServer(
-      socketPath: settings.identity.socketPath,
-      owner: settings.launch.userID.map { ($0, settings.launch.groupID ?? $0) }, cache: secrets,
-      logger: logger, onListening: { _ in })
+      socketPath: settings.identity.socketPath, owner: owner, cache: secrets, logger: logger,
+      onListening: { _ in })
+    var identityServices: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: secrets), .init(service: sds)]
+    if let upstream = settings.xdsUpstream {
+      let xds = XDSProxy(
+        socketPath: PodMetadata.join(settings.root, settings.generator.xdsSocketPath), owner: owner,
+        upstream: upstream, logger: logger)
+      identityServices.append(.init(service: xds))
+    }
 
     let group = ServiceGroup(
       configuration: .init(
-        services: [
-          .init(service: secrets),
-          .init(service: sds),
+        services: identityServices + [
           .init(service: BoundServer(server: status, channel: statusChannel)),
           .init(service: BoundServer(server: metricsServer, channel: metricsChannel)),
           .init(

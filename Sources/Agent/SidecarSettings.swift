@@ -64,6 +64,8 @@ package struct SidecarSettings: Sendable {
   package var probeTarget: String
   package var scrapeTargets: PrometheusScrapeTargets?
   package var identity: IdentitySettings
+  /// istiod, for the xDS proxy; nil without a control plane.
+  package var xdsUpstream: IstiodConnection?
   package var bootstrapPath: String { PodMetadata.join(root, commandLine.configFile) }
   package var root: String
 
@@ -226,6 +228,12 @@ package struct SidecarSettings: Sendable {
     let identity = try IdentitySettings.resolve(
       pod: pod, sdsSocketPath: generator.sdsSocketPath, root: options.root,
       localCADirectory: options.localCADirectory)
+    let xdsUpstream =
+      generator.hasControlPlane
+      ? try IstiodConnection.resolve(
+        address: pod.proxyConfig.discoveryAddress, variable: "ProxyConfig discoveryAddress", environment: effective,
+        root: options.root)
+      : nil
 
     return SidecarSettings(
       pod: pod, generator: generator, commandLine: commandLine, launch: launch, policy: policy,
@@ -235,7 +243,8 @@ package struct SidecarSettings: Sendable {
       metricsAddress: metricsLocalhostOnly ? "127.0.0.1" : options.statusAddress,
       metricsLocalhostOnly: metricsLocalhostOnly,
       mergeProxyStats: try flag("PILOT_AGENT_MERGE_ENVOY_STATS", default: true), probers: probers,
-      probeTarget: probeTarget, scrapeTargets: scrapeTargets, identity: identity, root: options.root)
+      probeTarget: probeTarget, scrapeTargets: scrapeTargets, identity: identity, xdsUpstream: xdsUpstream,
+      root: options.root)
   }
 
   /// ISTIO_BOOTSTRAP_OVERRIDE: a YAML or JSON file, `$(HOST_IP)` substituted, passed as JSON.

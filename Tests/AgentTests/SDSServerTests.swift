@@ -288,15 +288,15 @@ struct SDSFileTests {
     let logger = Logger(label: "sds-test")
     // A stale file (nobody listening) is replaced by a listening socket.
     try Data("stale".utf8).write(to: URL(fileURLWithPath: path))
-    let first = try #require(try SDSServer.listen(at: path, owner: nil, logger: logger))
+    let first = try #require(try UnixSocketListener.listen(at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger))
     // A live server on the path is left alone.
-    #expect(try SDSServer.listen(at: path, owner: nil, logger: logger) == nil)
+    #expect(try UnixSocketListener.listen(at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger) == nil)
     close(first)
     // Closed, the socket is stale again and replaced.
-    let second = try #require(try SDSServer.listen(at: path, owner: nil, logger: logger))
+    let second = try #require(try UnixSocketListener.listen(at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger))
     close(second)
     #expect(throws: AgentError.self) {
-      try SDSServer.listen(at: "/tmp/" + String(repeating: "x", count: 120), owner: nil, logger: logger)
+      try UnixSocketListener.listen(at: "/tmp/" + String(repeating: "x", count: 120), owner: nil, respectLiveServer: true, role: "SDS", logger: logger)
     }
   }
 }

@@ -107,6 +107,40 @@ struct SidecarIdentityTests {
     #expect(ca.requests.first?.validitySeconds == 86_400)
   }
 
+  /// With a discovery address: certificates from Istio's CA at that address (no CA_ADDR), and the xDS proxy
+  /// on ./etc/istio/proxy/XDS relaying over TLS with the token — the fake CA serves no ADS, so the relayed
+  /// stream comes back UNIMPLEMENTED from istiod's side, which proves the hop.
+  @Test func discoveryAddressGivesTheCAAndTheXDSProxy() async throws {
+    let ca = try await FakeIstioCA(expectedToken: "pod-token")
+    let adminPort = freePort()
+    let sidecar = try SidecarUnderTest(
+      environment: ["SERVICE_ACCOUNT": "web"],
+      proxyConfig: #"{"proxyAdminPort": \#(adminPort), "discoveryAddress": "localhost:\#(ca.port)", "terminationDrainDuration": "1s"}"#,
+      start: false)
+    defer { sidecar.cleanUp() }
+    try sidecar.root.write("var/run/secrets/istio/root-cert.pem", ca.rootPEM)
+    try sidecar.root.write("var/run/secrets/tokens/istio-token", "pod-token")
+    try sidecar.process.run()
+    let result = try await Self.client(sidecar, names: ["default"])
+    #expect(result.responses.first?.resource("default")?.chain != nil, "\(result.output)\n\(sidecar.stderr)")
+    let xds = sidecar.root.path + "/etc/istio/proxy/XDS"
+    #expect(await eventually { FileManager.default.fileExists(atPath: xds) }, "\(sidecar.stderr)")
+    let mode = try FileManager.default.attributesOfItem(atPath: xds)[.posixPermissions] as? Int
+    #expect(mode == 0o600)
+    let out = sidecar.root.path + "/ads-out"
+    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+    let relayed = try await runOnThread(
+      "/usr/bin/env",
+      [
+        "python3", Binaries.helper("ads_client.py"), "--socket", xds, "--type",
+        "type.googleapis.com/envoy.config.cluster.v3.Cluster", "--out", out, "--timeout", "15",
+      ])
+    await ca.stop()
+    #expect(sidecar.process.isRunning, "the agent died: \(sidecar.stderr)")
+    #expect(relayed.status == 3)
+    #expect(relayed.output.contains("UNIMPLEMENTED"), "\(relayed.output)\n\(sidecar.stderr)")
+  }
+
   @Test func mountedCertificatesWin() async throws {
     let sidecar = try SidecarUnderTest(start: false)
     defer { sidecar.cleanUp() }

@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Testing
+import TestSupport
+
+@testable import Agent
+
+/// The agent's xDS proxy between a grpcio ADS client (standing in for Envoy, over the Unix socket) and a
+/// fake control plane: messages relayed both ways, token and cluster ID added upstream, late upstreams
+/// waited for, upstream failures passed down.
+@Suite("xDS proxy")
+struct XDSProxyTests {
+  static let clusterType = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+
+  final class ProxyUnderTest: Sendable {
+    let directory: String
+    let socketPath: String
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    init(upstreamPort: Int) async throws {
+      directory = "/tmp/pf-xds-" + UUID().uuidString.prefix(8)
+      socketPath = directory + "/XDS"
+      try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+      try Data("pod-token\n".utf8).write(to: URL(fileURLWithPath: directory + "/istio-token"))
+      let upstream = IstiodConnection(
+        host: "127.0.0.1", port: upstreamPort, plaintext: true, rootCertificatePath: "", serverName: "istiod",
+        tokenPath: directory + "/istio-token", clusterID: "east", extraHeaders: [:])
+      let logger = Logger(label: "xds-test")
+      let proxy = XDSProxy(socketPath: socketPath, owner: nil, upstream: upstream, logger: logger)
+      let group = ServiceGroup(services: [proxy], logger: logger)
+      self.group = group
+      task = Task { try await group.run() }
+      let socket = socketPath
+      #expect(await eventually { FileManager.default.fileExists(atPath: socket) })
+    }
+
+    /// Runs the ADS client to completion on its own thread.
+    func client(
+      type: String = XDSProxyTests.clusterType, delta: Bool = false, responses: Int = 1, timeout: Int = 20
+    ) async throws -> (status: Int32, output: String, responses: [[String: String]]) {
+      let out = directory + "/client-" + UUID().uuidString.prefix(6)
+      try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+      var arguments = [
+        "python3", Binaries.helper("ads_client.py"), "--socket", socketPath, "--type", type, "--responses",
+        "\(responses)", "--out", out, "--timeout", "\(timeout)",
+      ]
+      if delta { arguments.append("--delta") }
+      let result = try await runOnThread("/usr/bin/env", arguments)
+      var parsed: [[String: String]] = []
+      var index = 1
+      while let data = FileManager.default.contents(atPath: "\(out)/response-\(index).json") {
+        parsed.append(try JSONDecoder().decode([String: String].self, from: data))
+        index += 1
+      }
+      return (result.status, result.output, parsed)
+    }
+
+    func stop() async {
+      await group.triggerGracefulShutdown()
+      _ = try? await task.value
+      try? FileManager.default.removeItem(atPath: directory)
+    }
+  }
+
+  @Test func stateOfTheWorldIsRelayedWithTokenAndClusterID() async throws {
+    let upstream = try await FakeControlPlane()
+    let proxy = try await ProxyUnderTest(upstreamPort: upstream.port)
+    let result = try await proxy.client()
+    #expect(result.status == 0, "\(result.output)")
+    #expect(result.responses.first == ["type_url": Self.clusterType, "version": "v1", "nonce": "n1"])
+    // The subscription and Envoy's ACK both reached the control plane, in order.
+    #expect(await eventually { upstream.requests.count >= 2 })
+    let requests = upstream.requests
+    #expect(requests.first?.nodeID == "sidecar~10.0.0.1~app.shop~shop.svc.cluster.local")
+    #expect(requests.first?.responseNonce == "")
+    #expect(requests.dropFirst().first?.versionInfo == "v1")
+    #expect(requests.dropFirst().first?.responseNonce == "n1")
+    let metadata = try #require(upstream.metadata[1])
+    #expect(metadata["authorization"] == "Bearer pod-token")
+    #expect(metadata["clusterid"] == "east")
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  @Test func deltaIsRelayed() async throws {
+    let upstream = try await FakeControlPlane()
+    let proxy = try await ProxyUnderTest(upstreamPort: upstream.port)
+    let result = try await proxy.client(delta: true)
+    #expect(result.status == 0, "\(result.output)")
+    #expect(result.responses.first?["nonce"] == "d1")
+    #expect(await eventually { upstream.requests.filter(\.delta).count >= 2 })
+    #expect(upstream.requests.filter(\.delta).last?.responseNonce == "d1")
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  @Test func aLateUpstreamIsWaitedFor() async throws {
+    let port = freePort()
+    let proxy = try await ProxyUnderTest(upstreamPort: port)
+    let client = Task { try await proxy.client() }
+    try await Task.sleep(for: .seconds(1))
+    let upstream = try await FakeControlPlane(port: port)
+    let result = try await client.value
+    #expect(result.status == 0, "\(result.output)")
+    #expect(result.responses.first?["nonce"] == "n1")
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  @Test func anUpstreamFailureEndsTheDownstreamStream() async throws {
+    let upstream = try await FakeControlPlane()
+    let proxy = try await ProxyUnderTest(upstreamPort: upstream.port)
+    let client = Task { try await proxy.client(responses: 5) }
+    #expect(await eventually { upstream.requests.count >= 2 })
+    upstream.endStreams(.unavailable)
+    let result = try await client.value
+    #expect(result.status == 3)
+    #expect(result.output.contains("UNAVAILABLE: closed by the fake control plane"), "\(result.output)")
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  @Test func anUpstreamRejectionReachesTheDownstream() async throws {
+    let upstream = try await FakeControlPlane()
+    upstream.rejectStreams(.permissionDenied)
+    let proxy = try await ProxyUnderTest(upstreamPort: upstream.port)
+    let result = try await proxy.client()
+    #expect(result.status == 3)
+    #expect(result.output.contains("PERMISSION_DENIED: rejected by the fake"), "\(result.output)")
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  @Test func eachDownstreamStreamGetsItsOwnUpstreamStream() async throws {
+    let upstream = try await FakeControlPlane()
+    let proxy = try await ProxyUnderTest(upstreamPort: upstream.port)
+    async let first = proxy.client()
+    async let second = proxy.client(type: "type.googleapis.com/envoy.config.listener.v3.Listener")
+    let results = try await [first, second]
+    #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.output))")
+    #expect(upstream.metadata.count == 2)
+    #expect(Set(upstream.requests.map(\.stream)).count == 2)
+    await proxy.stop()
+    await upstream.stop()
+  }
+}
