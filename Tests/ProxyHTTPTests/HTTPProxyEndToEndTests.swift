@@ -333,3 +333,21 @@ import Testing
     await proxy.shutdown()
   }
 }
+
+@Suite("Request ids")
+struct RequestIDGeneratorTests {
+  @Test func version4UUIDsUniqueAcrossRefills() {
+    let generator = RequestIDGenerator()
+    var seen = Set<String>()
+    for _ in 0..<600 {
+      let id = generator.next()
+      seen.insert(id)
+      let parts = id.split(separator: "-")
+      #expect(parts.map(\.count) == [8, 4, 4, 4, 12], "\(id)")
+      #expect(parts[2].first == "4")
+      #expect(["8", "9", "a", "b"].contains(parts[3].first!))
+      #expect(id.allSatisfy { $0 == "-" || $0.isHexDigit && !$0.isUppercase })
+    }
+    #expect(seen.count == 600)
+  }
+}

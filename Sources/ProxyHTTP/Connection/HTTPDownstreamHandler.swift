@@ -513,7 +513,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
         added.append(("x-forwarded-for", existing.isEmpty ? ip : existing + "," + ip))
       }
       if config.generateRequestID && indices(of: "x-request-id").isEmpty {
-        let id = Self.uuid()
+        let id = pool.requestIDs.next()
         added.append(("x-request-id", id))
         stream.requestHeaders?["x-request-id"] = id
       }
@@ -1146,16 +1146,4 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   /// A random (version 4) UUID, lower-case, as Envoy's `x-request-id`.
-  static func uuid() -> String {
-    var a = UInt64.random(in: 0...UInt64.max)
-    var b = UInt64.random(in: 0...UInt64.max)
-    a = (a & ~0xF000) | 0x4000
-    b = (b & ~(0xC000 << 48)) | (0x8000 << 48)
-    func hex(_ v: UInt64, _ digits: Int) -> String {
-      let s = String(v, radix: 16)
-      return String(repeating: "0", count: max(0, digits - s.count)) + s
-    }
-    return "\(hex(a >> 32, 8))-\(hex((a >> 16) & 0xFFFF, 4))-\(hex(a & 0xFFFF, 4))-"
-      + "\(hex(b >> 48, 4))-\(hex(b & 0xFFFF_FFFF_FFFF, 12))"
-  }
 }

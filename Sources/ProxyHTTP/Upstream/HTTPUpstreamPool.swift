@@ -5,10 +5,12 @@ internal import SwiftProtobuf
 internal import Synchronization
 
 /// The HTTP/1.1 connection pools of one event loop: per (cluster, host) a LIFO stack of idle
-/// keep-alive connections, and per cluster the cached HTTP stats. Only ever touched on its loop, so it
-/// takes no lock; the directory that finds it takes one per downstream connection, not per request.
+/// keep-alive connections, per cluster the cached HTTP stats, and the loop's request-id generator. Only
+/// ever touched on its loop, so it takes no lock; the directory that finds it takes one per downstream
+/// connection, not per request.
 final class HTTPUpstreamPool {
   let eventLoop: any EventLoop
+  let requestIDs = RequestIDGenerator()
   private var idle: [ObjectIdentifier: [HTTPUpstreamHandler]] = [:]
   private var clusters: [ObjectIdentifier: HTTPClusterState] = [:]
 
@@ -27,9 +29,10 @@ final class HTTPUpstreamPool {
 
   /// The most recently used idle connection to `host`, if any is still open.
   func acquire(host: UpstreamHost, cluster: UpstreamCluster) -> HTTPUpstreamHandler? {
+    // Mutated in place (no copy of the stack per request); an emptied stack keeps its storage for the
+    // release that follows, and is dropped when its last connection closes (`remove`).
     let key = ObjectIdentifier(host)
-    while var stack = idle[key], let handler = stack.popLast() {
-      idle[key] = stack.isEmpty ? nil : stack
+    while let handler = idle[key]?.popLast() {
       if handler.isReusable && handler.cluster === cluster { return handler }
       handler.close()
     }
@@ -44,9 +47,12 @@ final class HTTPUpstreamPool {
   /// Forgets a pooled connection that closed or timed out.
   func remove(_ handler: HTTPUpstreamHandler) {
     let key = ObjectIdentifier(handler.host)
-    guard var stack = idle[key], let index = stack.firstIndex(where: { $0 === handler }) else { return }
-    stack.remove(at: index)
-    idle[key] = stack.isEmpty ? nil : stack
+    guard let index = idle[key]?.firstIndex(where: { $0 === handler }) else {
+      if idle[key]?.isEmpty == true { idle[key] = nil }
+      return
+    }
+    idle[key]?.remove(at: index)
+    if idle[key]?.isEmpty == true { idle[key] = nil }
   }
 
   /// Idle connections to `host` (for tests and /clusters).
