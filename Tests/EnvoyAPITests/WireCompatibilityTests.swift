@@ -42,7 +42,7 @@ struct WireCompatibilityTests {
     // Everything but Istio's CA (which xds-protos does not ship) was compared.
     #expect((stats["skipped_files"] as? [String]) == ["security/v1alpha1/ca.proto"])
     #expect((stats["messages"] as? Int ?? 0) > 200)
-    #expect((stats["services"] as? Int) == 6)
+    #expect((stats["services"] as? Int) == 7)
   }
 
   @Test(
