@@ -35,8 +35,12 @@ package struct XDSProxy: Service {
   }
 
   package func run() async throws {
-    let descriptor = try UnixSocketListener.listen(
-      at: socketPath, owner: owner, respectLiveServer: false, role: "xDS proxy", logger: logger)!
+    guard
+      let descriptor = try UnixSocketListener.listen(
+        at: socketPath, owner: owner, respectLiveServer: false, role: "xDS proxy", logger: logger)
+    else {
+      throw AgentError(.identity, "\(socketPath): the xDS proxy socket could not be created")
+    }
     let server = GRPCServer(
       transport: .http2NIOPosix(
         listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext, config: .defaults),
