@@ -33,6 +33,27 @@ import Testing
     await proxy.shutdown()
   }
 
+  @Test func upstreamIdleTimeoutClosesOnlyIdleConnections() async throws {
+    let proxy = try await ProxyHarness(clusterIdleTimeout: .init(seconds: 0, nanos: 300_000_000))
+    let client = try TestClient(port: proxy.port)
+    func get() throws -> Int {
+      try client.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+      return try client.readResponse().status
+    }
+    // A request every 100 ms for longer than the timeout: never idle that long, so never closed.
+    for _ in 0..<9 {
+      #expect(try get() == 200)
+      try await Task.sleep(for: .milliseconds(100))
+    }
+    #expect(proxy.upstream!.connections.load(ordering: .relaxed) == 1)
+    #expect(proxy.counter("cluster.upstream.upstream_cx_idle_timeout") == 0)
+    // Idle now: closed once the timeout has passed, and the next request opens a new connection.
+    #expect(eventually { proxy.counter("cluster.upstream.upstream_cx_idle_timeout") == 1 })
+    #expect(try get() == 200)
+    #expect(proxy.upstream!.connections.load(ordering: .relaxed) == 2)
+    await proxy.shutdown()
+  }
+
   @Test func hopByHopHeadersAreDropped() async throws {
     let proxy = try await ProxyHarness()
     let client = try TestClient(port: proxy.port)

@@ -223,7 +223,8 @@ final class ProxyHarness {
 
   init(
     hcm: HTTPConnectionManagerConfig.Proto? = nil, upstreamAddress: SocketAddress? = nil,
-    withUpstream: Bool = true, direction: Listener.TrafficDirection = .inbound
+    withUpstream: Bool = true, direction: Listener.TrafficDirection = .inbound,
+    clusterIdleTimeout: Google_Protobuf_Duration? = nil
   ) async throws {
     group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     stats = try StatsStore(config: StatsConfig())
@@ -233,6 +234,12 @@ final class ProxyHarness {
     cluster.connectTimeout = .seconds(2)
     let address = upstreamAddress ?? upstream!.address
     cluster.endpoints = [Cluster.Endpoint(address: .socket(address))]
+    if let clusterIdleTimeout {
+      var options = Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions()
+      options.commonHTTPProtocolOptions.idleTimeout = clusterIdleTimeout
+      cluster.typedExtensionProtocolOptions[HTTPClusterState.httpProtocolOptionsKey] =
+        try Google_Protobuf_Any(message: options)
+    }
     let logger = Logger(label: "test")
     let clusters = ClusterManager(clusters: [cluster], stats: stats, logger: logger)
     context = ProxyContext(clusterManager: clusters, stats: stats, logger: logger, accessLog: accessLog)

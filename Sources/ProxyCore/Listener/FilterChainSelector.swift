@@ -9,10 +9,14 @@ package import NIOCore
 package struct FilterChainSelector: Sendable {
   package let chains: [FilterChain]
   package let defaultChain: FilterChain?
+  /// Set when every chain matches everything: selection is then always the first chain, decided here
+  /// once instead of per connection (the common single-chain listener).
+  private let unconditional: Int?
 
   package init(chains: [FilterChain], defaultChain: FilterChain?) {
     self.chains = chains
     self.defaultChain = defaultChain
+    self.unconditional = !chains.isEmpty && chains.allSatisfy { $0.match.matchesEverything } ? 0 : nil
   }
 
   /// True when some chain's criteria need bytes from the connection (SNI, ALPN, transport protocol).
@@ -24,6 +28,7 @@ package struct FilterChainSelector: Sendable {
   }
 
   package func selectIndex(_ connection: DownstreamConnection) -> Int? {
+    if let unconditional { return unconditional }
     var candidates = Array(chains.indices)
     let destination = connection.localAddress
     let source = connection.remoteAddress

@@ -104,50 +104,63 @@ package final class ListenerManager: Sendable {
     guard let local = channel.localAddress, let remote = channel.remoteAddress else {
       return loop.makeSucceededVoidFuture()
     }
-    let needsOriginal = accepting.restoresOriginalDestination || accepting.config.transparent
-    let original = needsOriginal ? OriginalDestination.read(from: channel) : loop.makeSucceededFuture(nil)
-    return original.map { [self] originalDestination in
-      var restored = originalDestination
-      if restored == nil, accepting.config.transparent, local != accepting.config.address {
-        restored = local  // TPROXY: the socket's local address is the original destination
-      }
-      var target = accepting
-      if accepting.config.useOriginalDestination, let destination = restored,
-        let handOff = table.listener(for: destination), handOff !== accepting
-      {
-        target = handOff
-      }
-      let restoring =
-        restored != nil && (accepting.restoresOriginalDestination || target.restoresOriginalDestination)
-      var connection = DownstreamConnection(
-        id: proxy.makeConnectionID(), listener: target.info, remoteAddress: remote,
-        localAddress: restoring ? restored! : local)
-      connection.localAddressRestored = restoring
-      self.track(channel, listener: target)
-      if let max = target.config.maxConnections, target.stats.cxActive.value > UInt64(max) {
-        target.stats.cxOverflow.inc()
+    guard accepting.restoresOriginalDestination || accepting.config.transparent else {
+      // No socket option to read: set up synchronously, without a future per connection.
+      setUp(channel, acceptedBy: accepting, local: local, remote: remote, originalDestination: nil)
+      return loop.makeSucceededVoidFuture()
+    }
+    return OriginalDestination.read(from: channel).map { [self] originalDestination in
+      setUp(
+        channel, acceptedBy: accepting, local: local, remote: remote, originalDestination: originalDestination
+      )
+    }
+  }
+
+  /// The original-destination hand-off, limits, and listener filters or the filter chain.
+  private func setUp(
+    _ channel: any Channel, acceptedBy accepting: ActiveListener, local: SocketAddress, remote: SocketAddress,
+    originalDestination: SocketAddress?
+  ) {
+    var restored = originalDestination
+    if restored == nil, accepting.config.transparent, local != accepting.config.address {
+      restored = local  // TPROXY: the socket's local address is the original destination
+    }
+    var target = accepting
+    if accepting.config.useOriginalDestination, let destination = restored,
+      let handOff = table.listener(for: destination), handOff !== accepting
+    {
+      target = handOff
+    }
+    let restoring =
+      restored != nil && (accepting.restoresOriginalDestination || target.restoresOriginalDestination)
+    var connection = DownstreamConnection(
+      id: proxy.makeConnectionID(), listener: target.info, remoteAddress: remote,
+      localAddress: restoring ? restored! : local)
+    connection.localAddressRestored = restoring
+    self.track(channel, listener: target)
+    if let max = target.config.maxConnections, target.stats.cxActive.value > UInt64(max) {
+      target.stats.cxOverflow.inc()
+      channel.close(promise: nil)
+      return
+    }
+    if let global = globalConnectionLimit, !target.config.ignoresGlobalConnectionLimit,
+      proxy.connections.count > global
+    {
+      target.stats.globalCxOverflow.inc()
+      channel.close(promise: nil)
+      return
+    }
+    let inspectors = target.inspectors(destinationPort: connection.localAddress.port ?? 0)
+    if inspectors.tls || inspectors.http {
+      let handler = ListenerFilterHandler(
+        connection: connection, listener: target, proxy: proxy, tls: inspectors.tls, http: inspectors.http)
+      do {
+        try channel.pipeline.syncOperations.addHandler(handler)
+      } catch {
         channel.close(promise: nil)
-        return
       }
-      if let global = globalConnectionLimit, !target.config.ignoresGlobalConnectionLimit,
-        proxy.connections.count > global
-      {
-        target.stats.globalCxOverflow.inc()
-        channel.close(promise: nil)
-        return
-      }
-      let inspectors = target.inspectors(destinationPort: connection.localAddress.port ?? 0)
-      if inspectors.tls || inspectors.http {
-        let handler = ListenerFilterHandler(
-          connection: connection, listener: target, proxy: proxy, tls: inspectors.tls, http: inspectors.http)
-        do {
-          try channel.pipeline.syncOperations.addHandler(handler)
-        } catch {
-          channel.close(promise: nil)
-        }
-      } else {
-        target.serve(channel, connection: connection, context: proxy, initialBytes: nil)
-      }
+    } else {
+      target.serve(channel, connection: connection, context: proxy, initialBytes: nil)
     }
   }
 
@@ -156,8 +169,7 @@ package final class ListenerManager: Sendable {
     stats.cxTotal.inc()
     stats.cxActive.inc()
     let start = NIODeadline.now()
-    proxy.connections.add(channel)
-    channel.closeFuture.whenComplete { _ in
+    proxy.connections.add(channel) {
       stats.cxActive.dec()
       stats.cxDestroy.inc()
       stats.cxLengthMs.record(Double((NIODeadline.now() - start).nanoseconds) / 1_000_000)

@@ -41,7 +41,8 @@ package final class DrainState: Sendable {
 
   /// Starts draining; `gradual` spreads the closes over `drainTime`.
   package func start(inboundOnly: Bool, gradual: Bool = false, drainTime: Duration = .zero) {
-    let nanos = drainTime.components.seconds * 1_000_000_000 + drainTime.components.attoseconds / 1_000_000_000
+    let nanos =
+      drainTime.components.seconds * 1_000_000_000 + drainTime.components.attoseconds / 1_000_000_000
     drainNanoseconds.store(max(0, nanos), ordering: .relaxed)
     startedAt.store(NIODeadline.now().uptimeNanoseconds.clampedToInt64, ordering: .relaxed)
     self.gradual.store(gradual, ordering: .relaxed)
@@ -63,7 +64,8 @@ package final class DrainState: Sendable {
   }
 
   package func shouldClose(
-    _ direction: Listener.TrafficDirection, now: NIODeadline, using generator: inout some RandomNumberGenerator
+    _ direction: Listener.TrafficDirection, now: NIODeadline,
+    using generator: inout some RandomNumberGenerator
   ) -> Bool {
     guard isDraining(direction) else { return false }
     let total = drainNanoseconds.load(ordering: .relaxed)
@@ -86,11 +88,13 @@ package final class ConnectionRegistry: Sendable {
 
   package init() {}
 
-  package func add(_ channel: any Channel) {
+  /// Registers `channel` until it closes; `onClose` runs then too (one close callback per connection).
+  package func add(_ channel: any Channel, onClose: @escaping @Sendable () -> Void = {}) {
     let key = ObjectIdentifier(channel)
     channels.withLock { $0[key] = channel }
     channel.closeFuture.whenComplete { [weak self] _ in
       self?.channels.withLock { _ = $0.removeValue(forKey: key) }
+      onClose()
     }
   }
 

@@ -19,6 +19,13 @@ package struct FilterChainMatch: Sendable, Equatable {
 
   /// True when at least one criterion needs bytes from the connection (SNI, ALPN, transport protocol),
   /// i.e. a listener filter must run before this chain can be chosen.
+  /// True when no criterion is set: the chain matches every connection.
+  package var matchesEverything: Bool {
+    destinationPort == nil && prefixRanges.isEmpty && serverNames.isEmpty && transportProtocol.isEmpty
+      && applicationProtocols.isEmpty && directSourcePrefixRanges.isEmpty && sourceType == .any
+      && sourcePrefixRanges.isEmpty && sourcePorts.isEmpty
+  }
+
   package var needsInspection: Bool {
     !serverNames.isEmpty || !transportProtocol.isEmpty || !applicationProtocols.isEmpty
   }

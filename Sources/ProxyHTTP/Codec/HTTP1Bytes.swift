@@ -63,6 +63,16 @@ enum HTTP1Bytes {
   }
 
   /// Case-insensitive comparison of `bytes[range]` with arbitrary UTF-8 (ASCII folding only).
+  /// `equalsIgnoringASCIICase` against a lower-case literal: no String access on the hot path.
+  static func equalsIgnoringASCIICase(
+    _ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, lowercase other: StaticString
+  ) -> Bool {
+    guard other.utf8CodeUnitCount == end - start else { return false }
+    let utf8 = other.utf8Start
+    for i in 0..<(end - start) where lowercased(bytes[start + i]) != utf8[i] { return false }
+    return true
+  }
+
   static func equalsIgnoringASCIICase(
     _ bytes: UnsafeRawBufferPointer, _ start: Int, _ end: Int, _ other: String
   ) -> Bool {

@@ -104,8 +104,8 @@ package enum HTTP1HeadWriter {
     if rewrite.dropHopByHop && head.wantsTETrailers {
       buffer.writeStaticString("te: trailers\r\n")
     }
-    for (name, value) in rewrite.addedHeaders where isValidField(name: name, value: value) {
-      writeField(name, value, into: &buffer)
+    for (name, value) in rewrite.addedHeaders {
+      writeFieldIfValid(name, value, into: &buffer)
     }
     buffer.writeStaticString("\r\n")
     if let body { buffer.writeBytes(body) }
@@ -165,12 +165,37 @@ package enum HTTP1HeadWriter {
     buffer.writeStaticString("\r\n")
   }
 
+  /// Writes `name: value` when `isValidField` holds; otherwise writes nothing. One pass over the
+  /// contiguous UTF-8 of each string.
+  private static func writeFieldIfValid(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+    var name = name
+    var value = value
+    name.withUTF8 { name in
+      value.withUTF8 { value in
+        guard isValidField(name: name, value: value) else { return }
+        buffer.writeBytes(UnsafeRawBufferPointer(name))
+        buffer.writeStaticString(": ")
+        buffer.writeBytes(UnsafeRawBufferPointer(value))
+        buffer.writeStaticString("\r\n")
+      }
+    }
+  }
+
   /// A token name and a value of field characters without leading/trailing whitespace.
   package static func isValidField(name: String, value: String) -> Bool {
-    guard !name.isEmpty, name.utf8.allSatisfy(HTTP1Bytes.isTokenChar) else { return false }
-    guard value.utf8.allSatisfy(HTTP1Bytes.isFieldValueChar) else { return false }
-    if let first = value.utf8.first, HTTP1Bytes.isOWS(first) { return false }
-    if let last = value.utf8.last, HTTP1Bytes.isOWS(last) { return false }
+    var name = name
+    var value = value
+    return name.withUTF8 { name in value.withUTF8 { value in isValidField(name: name, value: value) } }
+  }
+
+  private static func isValidField(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>)
+    -> Bool
+  {
+    guard !name.isEmpty else { return false }
+    for byte in name where !HTTP1Bytes.isTokenChar(byte) { return false }
+    for byte in value where !HTTP1Bytes.isFieldValueChar(byte) { return false }
+    if let first = value.first, HTTP1Bytes.isOWS(first) { return false }
+    if let last = value.last, HTTP1Bytes.isOWS(last) { return false }
     return true
   }
 
@@ -199,8 +224,8 @@ package enum HTTP1HeadWriter {
       buffer.writeStaticString("\r\n")
       if !body.isEmpty { buffer.writeStaticString("content-type: text/plain\r\n") }
     }
-    for (name, value) in extraHeaders where isValidField(name: name, value: value) {
-      writeField(name, value, into: &buffer)
+    for (name, value) in extraHeaders {
+      writeFieldIfValid(name, value, into: &buffer)
     }
     if close { buffer.writeStaticString("connection: close\r\n") }
     buffer.writeStaticString("\r\n")

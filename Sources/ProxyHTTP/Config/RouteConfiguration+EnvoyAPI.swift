@@ -47,7 +47,7 @@ extension RouteConfiguration {
 }
 
 extension VirtualHost {
-  init(
+  convenience init(
     _ proto: Envoy_Config_Route_V3_VirtualHost, path: String, notes: inout UnsupportedFieldNotes
   ) throws(ProxyConfigError) {
     guard !proto.name.isEmpty else { throw ProxyConfigError(path + ".name", "must not be empty") }
@@ -69,11 +69,11 @@ extension VirtualHost {
     for (r, route) in proto.routes.enumerated() {
       routes.append(try Route(route, path: "\(path).routes[\(r)]", notes: &notes))
     }
-    self.init(name: proto.name, domains: proto.domains, routes: routes)
-    headers = try HeaderMutations(
+    let headers = try HeaderMutations(
       requestToAdd: proto.requestHeadersToAdd, requestToRemove: proto.requestHeadersToRemove,
       responseToAdd: proto.responseHeadersToAdd, responseToRemove: proto.responseHeadersToRemove, path: path,
       notes: &notes)
+    self.init(name: proto.name, domains: proto.domains, routes: routes, headers: headers)
     if proto.requireTls != .none {
       throw ProxyConfigError(path + ".require_tls", "require_tls is not supported yet")
     }
@@ -93,7 +93,7 @@ extension VirtualHost {
 }
 
 extension Route {
-  init(_ proto: Envoy_Config_Route_V3_Route, path: String, notes: inout UnsupportedFieldNotes)
+  convenience init(_ proto: Envoy_Config_Route_V3_Route, path: String, notes: inout UnsupportedFieldNotes)
     throws(ProxyConfigError)
   {
     guard proto.hasMatch else { throw ProxyConfigError(path + ".match", "is required") }
@@ -131,11 +131,11 @@ extension Route {
     case nil:
       throw ProxyConfigError(path, "needs route, redirect or direct_response")
     }
-    self.init(name: proto.name, match: match, action: action)
-    headers = try HeaderMutations(
+    let headers = try HeaderMutations(
       requestToAdd: proto.requestHeadersToAdd, requestToRemove: proto.requestHeadersToRemove,
       responseToAdd: proto.responseHeadersToAdd, responseToRemove: proto.responseHeadersToRemove, path: path,
       notes: &notes)
+    self.init(name: proto.name, match: match, action: action, headers: headers)
     if !proto.typedPerFilterConfig.isEmpty {
       notes.note(
         "typed_per_filter_config", at: path + ".typed_per_filter_config",

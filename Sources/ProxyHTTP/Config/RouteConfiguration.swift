@@ -136,17 +136,20 @@ package struct HeaderMutations: Sendable, Equatable {
   }
 }
 
-/// Envoy's `VirtualHost`: domains and ordered routes.
-package struct VirtualHost: Sendable {
-  package var name: String
-  package var domains: [String]
-  package var routes: [Route]
-  package var headers = HeaderMutations()
+/// Envoy's `VirtualHost`: domains and ordered routes. A class, immutable once built: a request keeps a
+/// reference to its virtual host and route, not a copy of their fields.
+package final class VirtualHost: Sendable {
+  package let name: String
+  package let domains: [String]
+  package let routes: [Route]
+  package let headers: HeaderMutations
 
-  package init(name: String, domains: [String], routes: [Route]) {
+  package init(name: String, domains: [String], routes: [Route], headers: HeaderMutations = HeaderMutations())
+  {
     self.name = name
     self.domains = domains
     self.routes = routes
+    self.headers = headers
   }
 
   /// The first route whose match accepts the request.
@@ -204,17 +207,20 @@ package struct RouteRequest: Sendable {
   }
 }
 
-/// Envoy's `Route`: a match and what to do.
-package struct Route: Sendable {
-  package var name: String
-  package var match: RouteMatch
-  package var action: RouteAction
-  package var headers = HeaderMutations()
+/// Envoy's `Route`: a match and what to do. A class, immutable once built (see `VirtualHost`).
+package final class Route: Sendable {
+  package let name: String
+  package let match: RouteMatch
+  package let action: RouteAction
+  package let headers: HeaderMutations
 
-  package init(name: String = "", match: RouteMatch, action: RouteAction) {
+  package init(
+    name: String = "", match: RouteMatch, action: RouteAction, headers: HeaderMutations = HeaderMutations()
+  ) {
     self.name = name
     self.match = match
     self.action = action
+    self.headers = headers
   }
 }
 

@@ -75,6 +75,9 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   private var rxUnreported: UInt64 = 0
   private var txUnreported: UInt64 = 0
   private var closedByPeer = false
+  /// Between a downstream read and its read-complete, which flushes the upstream once for everything
+  /// the reads wrote.
+  private var inDownstreamRead = false
 
   init(
     filter: HTTPConnectionManagerFilter, connection: DownstreamConnection, proxy: ProxyContext,
@@ -118,6 +121,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     var bytes = unwrapInboundIn(data)
+    inDownstreamRead = true
     received(&bytes)
   }
 
@@ -142,6 +146,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
+    inDownstreamRead = false
     flushUpstream()
     reportBytes()
   }
@@ -476,7 +481,8 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
   }
 
-  /// What changes on the request head on its way upstream.
+  /// What changes on the request head on its way upstream. The head's fields are scanned once for the
+  /// headers the proxy itself sets; configured header mutations (rare) are looked up by name after.
   private func requestRewrite(
     _ head: HTTP1Head, headBytes: ByteBuffer, stream: Stream, forward: ForwardAction, target: String,
     authority: String, targetRewritten: Bool, authorityRewritten: Bool
@@ -485,60 +491,92 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     let route = stream.route!
     let vhost = stream.virtualHost!
     let global = config.routeConfig.headers
-    var removals: [String] =
-      route.headers.requestToRemove + vhost.headers.requestToRemove + global.requestToRemove
-    if let weighted = stream.weighted { removals += weighted.headers.requestToRemove }
-    var additions: [HeaderMutations.Addition] = []
-    if let weighted = stream.weighted { additions += weighted.headers.requestToAdd }
-    additions += route.headers.requestToAdd + vhost.headers.requestToAdd + global.requestToAdd
+    let weighted = stream.weighted?.headers
     var added: [(name: String, value: String)] = []
+    added.reserveCapacity(4)
 
     headBytes.withUnsafeReadableBytes { raw in
-      func indices(of name: String) -> [Int] { Self.fieldIndices(named: name, in: head, raw) }
       var drop: [Int] = []
-      for name in removals { drop += indices(of: name) }
-      if head.expectsContinue && !config.proxy100Continue {
-        drop += head.fields.indices.filter { head.fields[$0].known == .expect }
+      let dropExpect = head.expectsContinue && !config.proxy100Continue
+      let useRemoteAddress = config.useRemoteAddress
+      var hasForwardedProto = false
+      var hasRequestID = false
+      var forwardedFor = ""
+      for index in head.fields.indices {
+        let field = head.fields[index]
+        if field.known == .expect {
+          if dropExpect { drop.append(index) }
+          continue
+        }
+        let start = Int(field.nameStart)
+        let end = Int(field.nameEnd)
+        // Every name looked for here starts with "x-".
+        guard end - start > 2, HTTP1Bytes.lowercased(raw[start]) == UInt8(ascii: "x"),
+          raw[start + 1] == UInt8(ascii: "-")
+        else { continue }
+        if HTTP1Bytes.equalsIgnoringASCIICase(raw, start, end, lowercase: "x-forwarded-proto") {
+          hasForwardedProto = true
+          if useRemoteAddress { drop.append(index) }
+        } else if useRemoteAddress,
+          HTTP1Bytes.equalsIgnoringASCIICase(raw, start, end, lowercase: "x-forwarded-for")
+        {
+          let value = head.value(at: index, in: raw)
+          forwardedFor = forwardedFor.isEmpty ? value : forwardedFor + "," + value
+          drop.append(index)
+        } else if HTTP1Bytes.equalsIgnoringASCIICase(raw, start, end, lowercase: "x-request-id") {
+          hasRequestID = true
+        } else if forward.timeout != nil,
+          HTTP1Bytes.equalsIgnoringASCIICase(raw, start, end, lowercase: "x-envoy-expected-rq-timeout-ms")
+        {
+          drop.append(index)
+        }
       }
       // x-forwarded-proto: kept from a trusted hop, else set to the downstream scheme.
-      let xfp = indices(of: "x-forwarded-proto")
-      if config.useRemoteAddress || xfp.isEmpty {
-        drop += xfp
-        added.append(("x-forwarded-proto", "http"))
+      if useRemoteAddress || !hasForwardedProto { added.append(("x-forwarded-proto", "http")) }
+      if useRemoteAddress, let ip = connection.remoteAddress.ipAddress {
+        added.append(("x-forwarded-for", forwardedFor.isEmpty ? ip : forwardedFor + "," + ip))
       }
-      if config.useRemoteAddress, let ip = connection.remoteAddress.ipAddress {
-        let xff = indices(of: "x-forwarded-for")
-        let existing = xff.map { head.value(at: $0, in: raw) }.joined(separator: ",")
-        drop += xff
-        added.append(("x-forwarded-for", existing.isEmpty ? ip : existing + "," + ip))
-      }
-      if config.generateRequestID && indices(of: "x-request-id").isEmpty {
+      if config.generateRequestID && !hasRequestID {
         let id = pool.requestIDs.next()
         added.append(("x-request-id", id))
         stream.requestHeaders?["x-request-id"] = id
       }
       if let timeout = forward.timeout {
-        drop += indices(of: "x-envoy-expected-rq-timeout-ms")
         added.append(("x-envoy-expected-rq-timeout-ms", String(timeout.nanoseconds / 1_000_000)))
       }
-      for addition in additions {
-        let existing = indices(of: addition.name)
-        switch addition.action {
-        case .append: break
-        case .addIfAbsent:
-          if !existing.isEmpty || added.contains(where: { $0.name == addition.name }) { continue }
-        case .overwrite: drop += existing
-        case .overwriteIfExists:
-          if existing.isEmpty { continue }
-          drop += existing
+
+      // Configured mutations: the weighted cluster's, the route's, the virtual host's, the table's.
+      let hasMutations =
+        !(weighted?.requestToRemove.isEmpty ?? true) || !(weighted?.requestToAdd.isEmpty ?? true)
+        || !route.headers.requestToRemove.isEmpty || !route.headers.requestToAdd.isEmpty
+        || !vhost.headers.requestToRemove.isEmpty || !vhost.headers.requestToAdd.isEmpty
+        || !global.requestToRemove.isEmpty || !global.requestToAdd.isEmpty
+      if hasMutations {
+        func indices(of name: String) -> [Int] { Self.fieldIndices(named: name, in: head, raw) }
+        var removals = route.headers.requestToRemove + vhost.headers.requestToRemove + global.requestToRemove
+        if let weighted { removals += weighted.requestToRemove }
+        var additions = weighted?.requestToAdd ?? []
+        additions += route.headers.requestToAdd + vhost.headers.requestToAdd + global.requestToAdd
+        for name in removals { drop += indices(of: name) }
+        for addition in additions {
+          let existing = indices(of: addition.name)
+          switch addition.action {
+          case .append: break
+          case .addIfAbsent:
+            if !existing.isEmpty || added.contains(where: { $0.name == addition.name }) { continue }
+          case .overwrite: drop += existing
+          case .overwriteIfExists:
+            if existing.isEmpty { continue }
+            drop += existing
+          }
+          if addition.value.isEmpty && !addition.keepEmptyValue { continue }
+          added.append((addition.name, addition.value))
         }
-        if addition.value.isEmpty && !addition.keepEmptyValue { continue }
-        added.append((addition.name, addition.value))
       }
       rewrite.dropIndices = drop
     }
     var newTarget = targetRewritten ? target : nil
-    if let prefix = forward.prefixRewrite, case .prefix(let matched) = stream.route!.match.path,
+    if let prefix = forward.prefixRewrite, case .prefix(let matched) = route.match.path,
       target.utf8.count >= matched.utf8.count
     {
       newTarget = prefix + target.dropFirst(matched.count)
@@ -657,7 +695,8 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     } else {
       for bytes in pending { upstream.write(bytes) }
     }
-    upstream.flush()
+    // Inside a downstream read the read-complete flushes; otherwise (connect completed) flush now.
+    if !inDownstreamRead { upstream.flush() }
     resumeReadingIfPaused()
   }
 
@@ -698,36 +737,45 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       if drainClose { stats.cxDrainClose.inc() }
     }
     var added: [(name: String, value: String)] = []
+    added.reserveCapacity(3)
     headBytes.withUnsafeReadableBytes { raw in
-      func indices(of name: String) -> [Int] { Self.fieldIndices(named: name, in: head, raw) }
       var drop: [Int] = []
-      switch config.serverHeaderTransformation {
-      case .overwrite:
-        drop += indices(of: "server")
-        added.append(("server", config.serverName))
-      case .appendIfAbsent:
-        if indices(of: "server").isEmpty { added.append(("server", config.serverName)) }
-      case .passThrough:
-        break
+      if config.serverHeaderTransformation != .passThrough {
+        var hasServer = false
+        for index in head.fields.indices {
+          let field = head.fields[index]
+          guard
+            HTTP1Bytes.equalsIgnoringASCIICase(
+              raw, Int(field.nameStart), Int(field.nameEnd), lowercase: "server")
+          else { continue }
+          hasServer = true
+          if config.serverHeaderTransformation == .overwrite { drop.append(index) }
+        }
+        if config.serverHeaderTransformation == .overwrite || !hasServer {
+          added.append(("server", config.serverName))
+        }
       }
-      let mutations = responseMutations(stream)
-      for name in mutations.removals { drop += indices(of: name) }
       if let start = stream.upstreamStart {
         added.append(
           ("x-envoy-upstream-service-time", String((NIODeadline.now() - start).nanoseconds / 1_000_000)))
       }
-      for addition in mutations.additions {
-        let existing = indices(of: addition.name)
-        switch addition.action {
-        case .append: break
-        case .addIfAbsent: if !existing.isEmpty { continue }
-        case .overwrite: drop += existing
-        case .overwriteIfExists:
-          if existing.isEmpty { continue }
-          drop += existing
+      if hasResponseMutations(stream) {
+        func indices(of name: String) -> [Int] { Self.fieldIndices(named: name, in: head, raw) }
+        let mutations = responseMutations(stream)
+        for name in mutations.removals { drop += indices(of: name) }
+        for addition in mutations.additions {
+          let existing = indices(of: addition.name)
+          switch addition.action {
+          case .append: break
+          case .addIfAbsent: if !existing.isEmpty { continue }
+          case .overwrite: drop += existing
+          case .overwriteIfExists:
+            if existing.isEmpty { continue }
+            drop += existing
+          }
+          if addition.value.isEmpty && !addition.keepEmptyValue { continue }
+          added.append((addition.name, addition.value))
         }
-        if addition.value.isEmpty && !addition.keepEmptyValue { continue }
-        added.append((addition.name, addition.value))
       }
       rewrite.dropIndices = drop
       if stream.responseHeaders == nil && !filter.accessLogFormats.isEmpty {
@@ -760,6 +808,15 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       }
       resumeReadingIfPaused()
     }
+  }
+
+  private func hasResponseMutations(_ stream: Stream) -> Bool {
+    func any(_ m: HeaderMutations?) -> Bool {
+      guard let m else { return false }
+      return !m.responseToRemove.isEmpty || !m.responseToAdd.isEmpty
+    }
+    return any(stream.weighted?.headers) || any(stream.route?.headers) || any(stream.virtualHost?.headers)
+      || any(config.routeConfig.headers)
   }
 
   private func responseMutations(_ stream: Stream) -> (

@@ -27,7 +27,9 @@ final class HTTPUpstreamHandler: ChannelDuplexHandler {
   private let pool: HTTPUpstreamPool
   private var context: ChannelHandlerContext?
   private(set) var phase: Phase = .idle
-  private weak var downstream: HTTPDownstreamHandler?
+  /// The stream's handler while one is attached. A strong reference (no weak side table on the hot
+  /// path); the cycle through the downstream's stream is broken by `detach` and `channelInactive`.
+  private var downstream: HTTPDownstreamHandler?
   private var requestMethod: HTTP1Method = .get
   private var partialHead: ByteBuffer?
   private var framer = BodyFramer.none
@@ -63,8 +65,8 @@ final class HTTPUpstreamHandler: ChannelDuplexHandler {
     phase = .awaitingHead
     framer = .none
     partialHead = nil
-    idleTimer?.cancel()
-    idleTimer = nil
+    // An armed idle timer stays armed: it re-checks when it fires (cheaper than cancelling and
+    // scheduling a timer per request).
     requestsServed += 1
     host.requestsActive.wrappingAdd(1, ordering: .relaxed)
   }
@@ -312,6 +314,9 @@ final class HTTPUpstreamHandler: ChannelDuplexHandler {
 
   // MARK: Idle timeout
 
+  /// Arms the idle timer unless it is armed already. It is never cancelled while the connection is in
+  /// use: when it fires it closes the connection only if it has been idle for the whole timeout, and
+  /// otherwise re-arms for the rest of it.
   private func scheduleIdleCheck() {
     guard let timeout = clusterState.idleTimeout, let context, idleTimer == nil else { return }
     let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -322,7 +327,11 @@ final class HTTPUpstreamHandler: ChannelDuplexHandler {
 
   private func idleCheck() {
     idleTimer = nil
-    guard phase == .idle, downstream == nil, let timeout = clusterState.idleTimeout else { return }
+    guard phase != .closed, let timeout = clusterState.idleTimeout else { return }
+    guard phase == .idle, downstream == nil else {
+      // In use: the connection is idle again once its response is done (`detach` re-arms).
+      return
+    }
     if NIODeadline.now() - idleSince >= timeout {
       cluster.stats.scope.counter("upstream_cx_idle_timeout").inc()
       pool.remove(self)

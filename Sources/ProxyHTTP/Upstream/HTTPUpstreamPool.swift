@@ -11,8 +11,14 @@ internal import Synchronization
 final class HTTPUpstreamPool {
   let eventLoop: any EventLoop
   let requestIDs = RequestIDGenerator()
-  private var idle: [ObjectIdentifier: [HTTPUpstreamHandler]] = [:]
+  private var idle: [ObjectIdentifier: IdleStack] = [:]
   private var clusters: [ObjectIdentifier: HTTPClusterState] = [:]
+
+  /// The idle connections to one host, most recently used last. A class, so pushing and popping
+  /// mutate its array in place without going through the dictionary.
+  private final class IdleStack {
+    var handlers: [HTTPUpstreamHandler] = []
+  }
 
   init(eventLoop: any EventLoop) {
     self.eventLoop = eventLoop
@@ -29,10 +35,8 @@ final class HTTPUpstreamPool {
 
   /// The most recently used idle connection to `host`, if any is still open.
   func acquire(host: UpstreamHost, cluster: UpstreamCluster) -> HTTPUpstreamHandler? {
-    // Mutated in place (no copy of the stack per request); an emptied stack keeps its storage for the
-    // release that follows, and is dropped when its last connection closes (`remove`).
-    let key = ObjectIdentifier(host)
-    while let handler = idle[key]?.popLast() {
+    guard let stack = idle[ObjectIdentifier(host)] else { return nil }
+    while let handler = stack.handlers.popLast() {
       if handler.isReusable && handler.cluster === cluster { return handler }
       handler.close()
     }
@@ -41,22 +45,26 @@ final class HTTPUpstreamPool {
 
   /// Puts a connection whose response completed back on its host's stack.
   func release(_ handler: HTTPUpstreamHandler) {
-    idle[ObjectIdentifier(handler.host), default: []].append(handler)
+    let key = ObjectIdentifier(handler.host)
+    if let stack = idle[key] {
+      stack.handlers.append(handler)
+    } else {
+      let stack = IdleStack()
+      stack.handlers.append(handler)
+      idle[key] = stack
+    }
   }
 
-  /// Forgets a pooled connection that closed or timed out.
+  /// Forgets a pooled connection that closed or timed out; an emptied stack is dropped.
   func remove(_ handler: HTTPUpstreamHandler) {
     let key = ObjectIdentifier(handler.host)
-    guard let index = idle[key]?.firstIndex(where: { $0 === handler }) else {
-      if idle[key]?.isEmpty == true { idle[key] = nil }
-      return
-    }
-    idle[key]?.remove(at: index)
-    if idle[key]?.isEmpty == true { idle[key] = nil }
+    guard let stack = idle[key] else { return }
+    if let index = stack.handlers.firstIndex(where: { $0 === handler }) { stack.handlers.remove(at: index) }
+    if stack.handlers.isEmpty { idle[key] = nil }
   }
 
   /// Idle connections to `host` (for tests and /clusters).
-  func idleCount(host: UpstreamHost) -> Int { idle[ObjectIdentifier(host)]?.count ?? 0 }
+  func idleCount(host: UpstreamHost) -> Int { idle[ObjectIdentifier(host)]?.handlers.count ?? 0 }
 }
 
 /// Finds the pool of the current event loop. Pools are created on their loop (NIOLoopBound must be).
