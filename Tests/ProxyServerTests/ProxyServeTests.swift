@@ -188,6 +188,55 @@ struct ProxyServeTests {
     #expect(proxy.process.terminationStatus == 0)
   }
 
+  @Test func configDumpSelectsTrimsAndFiltersResources() throws {
+    let upstream = try LoopbackServer(.echo)
+    let bootstrap =
+      Self.bootstrap(upstreamPort: upstream.port) + "\n  - name: other\n    connect_timeout: 2s\n"
+    let proxy = try RunningProxy(bootstrap: bootstrap)
+    defer { proxy.stop() }
+    #expect(proxy.waitUntilLive())
+    func configs(_ query: String) throws -> [[String: Any]] {
+      let (status, body) = try proxy.request("/config_dump?" + query)
+      #expect(status == 200, "\(query): \(body)")
+      let object = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any]
+      return object?["configs"] as? [[String: Any]] ?? []
+    }
+
+    // resource + mask: one Any per static cluster, trimmed to the cluster name (inside the packed Any).
+    let names = try configs("resource=static_clusters&mask=cluster.name")
+    #expect(names.count == 2)
+    #expect(
+      names.allSatisfy {
+        $0["@type"] as? String == "type.googleapis.com/envoy.admin.v3.ClustersConfigDump.StaticCluster"
+      })
+    #expect(names.compactMap { ($0["cluster"] as? [String: Any])?["name"] as? String } == ["echo", "other"])
+    #expect(names.allSatisfy { $0["last_updated"] == nil && ($0["cluster"] as? [String: Any])?.count == 2 })
+
+    // name_regex keeps the matching resources, with or without resource=.
+    let other = try configs("resource=static_clusters&name_regex=%5Eoth")
+    #expect(other.count == 1)
+    #expect((other.first?["cluster"] as? [String: Any])?["connect_timeout"] as? String == "2s")
+    let all = try configs("name_regex=echo")
+    let clusters = all.first { ($0["@type"] as? String)?.hasSuffix(".ClustersConfigDump") == true }
+    #expect((clusters?["static_clusters"] as? [Any])?.count == 1)
+
+    // mask on the top-level dumps keeps @type and the named fields only.
+    let masked = try configs("mask=static_listeners")
+    #expect(masked.count == 5)
+    #expect(masked.contains { ($0["static_listeners"] as? [Any])?.count == 1 })
+    #expect(masked.allSatisfy { $0["static_clusters"] == nil && $0["bootstrap"] == nil })
+
+    // Endpoints only with include_eds; unknown resources and fields are errors that say so.
+    #expect(try configs("resource=static_endpoint_configs&include_eds").count == 1)
+    let noEDS = try proxy.request("/config_dump?resource=static_endpoint_configs")
+    #expect(noEDS.0 == 404 && noEDS.1.contains("include_eds"))
+    let unknown = try proxy.request("/config_dump?resource=clusters")
+    #expect(unknown.0 == 404 && unknown.1.contains("static_clusters"), "\(unknown.1)")
+    let badMask = try proxy.request("/config_dump?resource=static_clusters&mask=clusterr.name")
+    #expect(badMask.0 == 400 && badMask.1.contains("'clusterr' is not a field"), "\(badMask.1)")
+    #expect(try proxy.request("/config_dump?name_regex=%28").0 == 400)
+  }
+
   @Test func runtimeConnectionLimitRefusesTheExtraConnection() throws {
     let upstream = try LoopbackServer(.echo)
     let bootstrap =

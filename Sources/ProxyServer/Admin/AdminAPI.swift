@@ -109,7 +109,7 @@ struct AdminAPI: Sendable {
     case "/server_info":
       return .json(serverInfo())
     case "/config_dump":
-      return configDump(includeEDS: request.has("include_eds"))
+      return configDump(request)
     case "/clusters":
       return request.value("format") == "json" ? .json(clustersJSON()) : .text(clustersText())
     case "/listeners":
@@ -247,9 +247,25 @@ struct AdminAPI: Sendable {
     return text
   }
 
-  private func configDump(includeEDS: Bool) -> AdminResponse {
+  /// `/config_dump` with `include_eds`, and `resource`, `mask`, `name_regex` (see `ConfigDumpQuery`).
+  private func configDump(_ request: AdminRequest) -> AdminResponse {
+    let query: ConfigDumpQuery
+    do {
+      query = try ConfigDumpQuery(
+        resource: request.value("resource"), mask: request.value("mask"),
+        nameRegex: request.value("name_regex"))
+    } catch {
+      return .text(error.message + "\n", status: error.status)
+    }
+    let includeEDS = request.has("include_eds")
     EnvoyAPIMessageTypes.registerWithAny()
     var dump = Envoy_Admin_V3_ConfigDump()
+    var dumpTypes: [any Message.Type] = [
+      Envoy_Admin_V3_BootstrapConfigDump.self, Envoy_Admin_V3_ClustersConfigDump.self,
+      Envoy_Admin_V3_ListenersConfigDump.self, Envoy_Admin_V3_RoutesConfigDump.self,
+      Envoy_Admin_V3_SecretsConfigDump.self,
+    ]
+    if includeEDS { dumpTypes.append(Envoy_Admin_V3_EndpointsConfigDump.self) }
     do {
       var bootstrapDump = Envoy_Admin_V3_BootstrapConfigDump()
       bootstrapDump.bootstrap = server.bootstrap
@@ -287,7 +303,13 @@ struct AdminAPI: Sendable {
     } catch {
       return .text("cannot build the config dump: \(error)\n", status: 500)
     }
-    return .json(Self.json(dump))
+    let text = Self.json(dump)
+    if query.isPlain { return .json(text) }
+    do {
+      return .json(try query.apply(to: text, dumpTypes: dumpTypes))
+    } catch {
+      return .text(error.message + "\n", status: error.status)
+    }
   }
 
   private func clustersText() -> String {
