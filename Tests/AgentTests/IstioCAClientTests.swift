@@ -61,10 +61,10 @@ struct IstioCAClientTests {
     ca.failNext([.unavailable, .internalError])
     _ = try await client.issue(for: identity, ttl: .seconds(60))
     #expect(ca.requests.count == 3)
-    // Six transient failures exhaust the five retries.
-    ca.failNext(Array(repeating: .unavailable, count: 6))
+    // Five transient failures use up the five calls Istio allows (retry.WithMax(5)).
+    ca.failNext(Array(repeating: .unavailable, count: 5))
     await #expect(throws: AgentError.self) { try await client.issue(for: identity, ttl: .seconds(60)) }
-    #expect(ca.requests.count == 9)
+    #expect(ca.requests.count == 8)
     // A wrong token is not retried.
     ca.expectToken("another")
     do {
@@ -73,7 +73,7 @@ struct IstioCAClientTests {
     } catch let error as AgentError {
       #expect(error.message.contains("CA_ADDR localhost:\(ca.port)") && error.message.contains("unauthenticated"))
     }
-    #expect(ca.requests.count == 10)
+    #expect(ca.requests.count == 9)
     // The token file is read for every call.
     try root.write("var/run/secrets/tokens/istio-token", "another")
     _ = try await client.issue(for: identity, ttl: .seconds(60))

@@ -86,13 +86,15 @@ package struct IstiodConnection: Sendable, Equatable {
 
 /// Istio's CA protocol (`istio.v1.auth.IstioCertificateService/CreateCertificate`): a fresh key and CSR
 /// for the workload's SPIFFE id, signed by istiod (or any Istio-compatible CA) at CA_ADDR. Retries as
-/// pilot-agent does: 5 times, exponential backoff from 100 ms with 10% jitter, only on transient codes.
+/// pilot-agent does (go-grpc-middleware `WithMax(5)`): at most 5 calls in all, exponential backoff from
+/// 100 ms with 10% jitter, only on transient codes.
 package struct IstioCAClient: WorkloadCertificateIssuer {
   package var connection: IstiodConnection
   package var keyOptions: WorkloadKeyOptions
   /// ISTIO_META_CERT_SIGNER, sent as the request's `CertSigner` metadata.
   package var certSigner: String?
-  package var maxRetries = 5
+  /// Calls per signing, the first included.
+  package var maxAttempts = 5
   package var initialBackoff: Duration = .milliseconds(100)
   private let logger: Logger
 
@@ -128,7 +130,7 @@ package struct IstioCAClient: WorkloadCertificateIssuer {
     }
     let target = "CA_ADDR \(connection.host):\(connection.port)"
     var delay = initialBackoff.seconds
-    var attempt = 0
+    var attempt = 1
     while true {
       let started = Date()
       do {
@@ -147,7 +149,7 @@ package struct IstioCAClient: WorkloadCertificateIssuer {
         return IssuedCertificate(
           certificateChainPEM: chainPEM, privateKeyPEM: key.pem, rootCertificatePEM: chain[chain.count - 1],
           notBefore: started, notAfter: notAfter)
-      } catch let error as RPCError where Self.retryable.contains(error.code) && attempt < maxRetries {
+      } catch let error as RPCError where Self.retryable.contains(error.code) && attempt < maxAttempts {
         attempt += 1
         let jittered = delay * Double.random(in: 0.9...1.1)
         logger.warning(
