@@ -53,6 +53,26 @@ struct IstioCAClientTests {
     #expect(request.uriSANs == ["spiffe://cluster.local/ns/shop/sa/web"])
   }
 
+  @Test func ecKeysAreSEC1UnlessPKCS8IsAskedFor() async throws {
+    let ca = try await FakeIstioCA(expectedToken: "pod-token")
+    let root = try TempRoot()
+    defer { root.remove() }
+    for (algorithm, curve) in [(WorkloadKeyOptions.Algorithm.ecdsaP256, "P-256"), (.ecdsaP384, "P-384")] {
+      let issued = try await client(ca, keys: .init(algorithm: algorithm), root: root)
+        .issue(for: identity, ttl: .seconds(600))
+      #expect(issued.privateKeyPEM.hasPrefix("-----BEGIN EC PRIVATE KEY-----"))
+      try Data(issued.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: root.path + "/sec1.key"))
+      try Data(issued.certificateChainPEM.utf8).write(to: URL(fileURLWithPath: root.path + "/sec1.pem"))
+      // OpenSSL reads the key as SEC 1, checks it, and its public key is the certificate's.
+      let text = try OpenSSLPKI.sh("openssl ec -check -noout -text -in sec1.key 2>&1", in: root.path)
+      #expect(text.contains("EC Key valid") && text.contains(curve), "\(text)")
+      let keyPublic = try OpenSSLPKI.sh("openssl ec -pubout -in sec1.key 2>/dev/null", in: root.path)
+      let certPublic = try OpenSSLPKI.sh("openssl x509 -pubkey -noout -in sec1.pem", in: root.path)
+      #expect(keyPublic == certPublic)
+    }
+    await ca.stop()
+  }
+
   @Test func retriesTransientFailuresOnly() async throws {
     let ca = try await FakeIstioCA(expectedToken: "pod-token")
     let root = try TempRoot()

@@ -1,12 +1,13 @@
 internal import Crypto
+internal import Foundation
 internal import SwiftASN1
 internal import X509
 internal import _CryptoExtras
 
 /// Which key a workload certificate gets, from Istio's variables: RSA (`WORKLOAD_RSA_KEY_SIZE`, default 2048,
 /// at least 2048) unless `ECC_SIGNATURE_ALGORITHM=ECDSA`, then `ECC_CURVE` P256 (default) or P384;
-/// `PKCS8_KEY=true` asks for PKCS#8 PEM. (EC keys are always PKCS#8 here: swift-crypto has no SEC1 encoder;
-/// Envoy reads both.)
+/// `PKCS8_KEY=true` asks for PKCS#8 PEM; otherwise keys are written as Istio writes them: `RSA PRIVATE KEY`
+/// (PKCS#1) or `EC PRIVATE KEY` (SEC 1).
 package struct WorkloadKeyOptions: Sendable, Equatable {
   package enum Algorithm: Sendable, Equatable {
     case rsa(bits: Int)
@@ -68,14 +69,40 @@ struct WorkloadKey {
     case .ecdsaP256:
       let key = P256.Signing.PrivateKey()
       privateKey = .init(key)
-      pem = key.pemRepresentation
+      pem =
+        options.pkcs8
+        ? key.pemRepresentation
+        : try Self.sec1PEM(
+          key.rawRepresentation, publicKey: key.publicKey.x963Representation,
+          curve: ASN1ObjectIdentifier.NamedCurves.secp256r1)
       signatureAlgorithm = .ecdsaWithSHA256
     case .ecdsaP384:
       let key = P384.Signing.PrivateKey()
       privateKey = .init(key)
-      pem = key.pemRepresentation
+      pem =
+        options.pkcs8
+        ? key.pemRepresentation
+        : try Self.sec1PEM(
+          key.rawRepresentation, publicKey: key.publicKey.x963Representation,
+          curve: ASN1ObjectIdentifier.NamedCurves.secp384r1)
       signatureAlgorithm = .ecdsaWithSHA384
     }
+  }
+
+  /// SEC 1 `ECPrivateKey` (RFC 5915: version 1, the scalar, the named curve, the public point) as
+  /// `EC PRIVATE KEY` PEM, the form Go and OpenSSL write; swift-crypto writes EC keys only as PKCS#8.
+  static func sec1PEM(
+    _ scalar: some DataProtocol, publicKey: some DataProtocol, curve: ASN1ObjectIdentifier
+  ) throws -> String {
+    var serializer = DER.Serializer()
+    try serializer.appendConstructedNode(identifier: .sequence) { coder in
+      try coder.serialize(1)
+      try coder.serialize(ASN1OctetString(contentBytes: ArraySlice(scalar)))
+      try coder.serialize(curve, explicitlyTaggedWithTagNumber: 0, tagClass: .contextSpecific)
+      let point = ASN1BitString(bytes: ArraySlice(publicKey))
+      try coder.serialize(point, explicitlyTaggedWithTagNumber: 1, tagClass: .contextSpecific)
+    }
+    return PEMDocument(type: "EC PRIVATE KEY", derBytes: serializer.serializedBytes).pemString
   }
 
   /// A PEM certificate signing request with an empty subject and the SPIFFE id as its URI SAN (Istio's).
