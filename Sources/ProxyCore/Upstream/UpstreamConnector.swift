@@ -12,13 +12,20 @@ package enum UpstreamConnector {
     to host: UpstreamHost, cluster: UpstreamCluster, on eventLoop: any EventLoop
   ) -> EventLoopFuture<any Channel> {
     let config = cluster.config
-    let limit = max(32 * 1024, config.perConnectionBufferLimitBytes)
-    // ClientBootstrap is a class whose setters mutate it: build a fresh one per attempt.
-    func bootstrap() -> ClientBootstrap {
-      ClientBootstrap(group: eventLoop)
-        .connectTimeout(config.connectTimeout)
-        .channelOption(.allowRemoteHalfClosure, value: true)
-        .channelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+    // One configured bootstrap per (event loop, source address), reused for every connection.
+    func bootstrap(source: SocketAddress? = nil) -> ClientBootstrap {
+      let key = UpstreamCluster.BootstrapKey(eventLoop: ObjectIdentifier(eventLoop), source: source)
+      return cluster.bootstraps.withLock { cache in
+        if let bootstrap = cache[key] { return bootstrap }
+        let limit = max(32 * 1024, config.perConnectionBufferLimitBytes)
+        var bootstrap = ClientBootstrap(group: eventLoop)
+          .connectTimeout(config.connectTimeout)
+          .channelOption(.allowRemoteHalfClosure, value: true)
+          .channelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+        if let source { bootstrap = bootstrap.bind(to: source) }
+        cache[key] = bootstrap
+        return bootstrap
+      }
     }
     switch host.address {
     case .socket(let address):
@@ -28,7 +35,7 @@ package enum UpstreamConnector {
       // A source address not configured in this namespace (::6 is only on lo with TPROXY routing) cannot be
       // bound. Like Envoy, fail and count it: connecting from another source would loop back through the
       // inbound capture, which only exempts 127.0.0.6 and ::6.
-      return bootstrap().bind(to: source).connect(to: address).flatMapErrorThrowing { error in
+      return bootstrap(source: source).connect(to: address).flatMapErrorThrowing { error in
         if let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
         throw error
       }
