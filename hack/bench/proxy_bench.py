@@ -45,10 +45,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """VmRSS (all resident pages, shared library text included) or RssAnon (the process's own heap)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -334,7 +335,9 @@ def main():
         pf_idle, ha_idle = rss_kib(pilotfish.pid), rss_kib(haproxy.pid)
         pf_conn = idle_connections_rss(pilotfish, pilotfish.tcp_port)
         ha_conn = idle_connections_rss(haproxy, haproxy.tcp_port)
-        print(f"RSS idle: pilotfish {pf_idle / 1024:.1f} MiB, haproxy {ha_idle / 1024:.1f} MiB")
+        print(f"RSS idle: pilotfish {pf_idle / 1024:.1f} MiB, haproxy {ha_idle / 1024:.1f} MiB "
+              f"(anonymous: pilotfish {rss_kib(pilotfish.pid, 'RssAnon') / 1024:.1f} MiB, "
+              f"haproxy {rss_kib(haproxy.pid, 'RssAnon') / 1024:.1f} MiB)")
         print(f"RSS per 1,000 idle proxied connections: pilotfish {pf_conn / 1024:.1f} MiB, haproxy {ha_conn / 1024:.1f} MiB")
         print(f"start to ready: pilotfish {pilotfish.ready_seconds * 1000:.0f} ms (/ready 200), "
               f"haproxy {haproxy.ready_seconds * 1000:.0f} ms (port accepting)")
