@@ -78,8 +78,6 @@ package final class ListenerManager: Sendable {
     var bootstrap = ServerBootstrap(group: group)
       .serverChannelOption(.backlog, value: Int32(config.backlog))
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-      .childChannelOption(.allowRemoteHalfClosure, value: true)
-      .childChannelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
     if case .v6 = config.address {
       bootstrap = bootstrap.serverChannelOption(
         ChannelOptions.Types.SocketOption(level: SocketOptionLevel(IPPROTO_IPV6), name: 26),  // IPV6_V6ONLY
@@ -93,8 +91,15 @@ package final class ListenerManager: Sendable {
           name: isV6 ? 75 : 19),  // IPV6_TRANSPARENT, IP_TRANSPARENT
         value: 1)
     }
+    // Child options are set synchronously in `accept` (not `childChannelOption`, which applies each one
+    // through a chain of futures per connection).
     return bootstrap.childChannelInitializer { [self] channel in
-      self.accept(channel, acceptedBy: listener)
+      do {
+        try UpstreamConnector.configure(channel, bufferLimit: limit)
+      } catch {
+        return channel.eventLoop.makeFailedFuture(error)
+      }
+      return self.accept(channel, acceptedBy: listener)
     }
   }
 

@@ -18,10 +18,13 @@ package enum UpstreamConnector {
       return cluster.bootstraps.withLock { cache in
         if let bootstrap = cache[key] { return bootstrap }
         let limit = max(32 * 1024, config.perConnectionBufferLimitBytes)
+        // Options set synchronously in the initializer: `channelOption` would apply each one through a
+        // chain of futures per connection.
         var bootstrap = ClientBootstrap(group: eventLoop)
           .connectTimeout(config.connectTimeout)
-          .channelOption(.allowRemoteHalfClosure, value: true)
-          .channelOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
+          .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try UpstreamConnector.configure(channel, bufferLimit: limit) }
+          }
         if let source { bootstrap = bootstrap.bind(to: source) }
         cache[key] = bootstrap
         return bootstrap
@@ -44,6 +47,13 @@ package enum UpstreamConnector {
     case .dns(let name, _):
       return eventLoop.makeFailedFuture(UnresolvedHostError(name: name))
     }
+  }
+
+  /// Half-close allowed, write buffer bounded by the buffer limit: for both sides of a proxied connection.
+  package static func configure(_ channel: any Channel, bufferLimit limit: Int) throws {
+    guard let options = channel.syncOptions else { return }
+    try options.setOption(.allowRemoteHalfClosure, value: true)
+    try options.setOption(.writeBufferWaterMark, value: .init(low: limit / 2, high: limit))
   }
 
   /// The first configured source address of the destination's family, port 0.
