@@ -23,7 +23,9 @@ package enum UpstreamConnector {
         var bootstrap = ClientBootstrap(group: eventLoop)
           .connectTimeout(config.connectTimeout)
           .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture { try UpstreamConnector.configure(channel, bufferLimit: limit) }
+            channel.eventLoop.makeCompletedFuture {
+              try UpstreamConnector.configure(channel, bufferLimit: limit)
+            }
           }
         if let source { bootstrap = bootstrap.bind(to: source) }
         cache[key] = bootstrap
