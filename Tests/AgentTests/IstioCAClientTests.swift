@@ -1,8 +1,8 @@
 import Foundation
 import GRPCCore
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import Agent
 
@@ -36,7 +36,8 @@ struct IstioCAClientTests {
       .issue(for: identity, ttl: .seconds(600))
     await ca.stop()
     for issued in [rsa, ec] {
-      let sans = try verifyWithOpenSSL(chain: issued.certificateChainPEM, root: issued.rootCertificatePEM, in: root.path)
+      let sans = try verifyWithOpenSSL(
+        chain: issued.certificateChainPEM, root: issued.rootCertificatePEM, in: root.path)
       #expect(sans.contains("URI:spiffe://cluster.local/ns/shop/sa/web"))
       #expect(issued.rootCertificatePEM.hasPrefix(ca.rootPEM))
     }
@@ -63,12 +64,16 @@ struct IstioCAClientTests {
       #expect(issued.privateKeyPEM.hasPrefix("-----BEGIN EC PRIVATE KEY-----"))
       try Data(issued.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: root.path + "/sec1.key"))
       try Data(issued.certificateChainPEM.utf8).write(to: URL(fileURLWithPath: root.path + "/sec1.pem"))
-      // OpenSSL reads the key as SEC 1, checks it, and its public key is the certificate's.
-      let text = try OpenSSLPKI.sh("openssl ec -check -noout -text -in sec1.key 2>&1", in: root.path)
+      // OpenSSL reads the key as SEC 1, checks it, and its public key is the certificate's (run off the
+      // test pool: a blocking wait there starves the servers of tests running alongside).
+      func openssl(_ arguments: String) async throws -> String {
+        try await runOnThread("/bin/sh", ["-c", "cd \(root.path) && openssl \(arguments)"]).output
+      }
+      let text = try await openssl("ec -check -noout -text -in sec1.key 2>&1")
       #expect(text.contains("EC Key valid") && text.contains(curve), "\(text)")
-      let keyPublic = try OpenSSLPKI.sh("openssl ec -pubout -in sec1.key 2>/dev/null", in: root.path)
-      let certPublic = try OpenSSLPKI.sh("openssl x509 -pubkey -noout -in sec1.pem", in: root.path)
-      #expect(keyPublic == certPublic)
+      let keyPublic = try await openssl("ec -pubout -in sec1.key 2>/dev/null")
+      let certPublic = try await openssl("x509 -pubkey -noout -in sec1.pem")
+      #expect(keyPublic == certPublic && keyPublic.contains("BEGIN PUBLIC KEY"))
     }
     await ca.stop()
   }
@@ -91,7 +96,8 @@ struct IstioCAClientTests {
       _ = try await client.issue(for: identity, ttl: .seconds(60))
       Issue.record("expected an error")
     } catch let error as AgentError {
-      #expect(error.message.contains("CA_ADDR localhost:\(ca.port)") && error.message.contains("unauthenticated"))
+      #expect(
+        error.message.contains("CA_ADDR localhost:\(ca.port)") && error.message.contains("unauthenticated"))
     }
     #expect(ca.requests.count == 9)
     // The token file is read for every call.
@@ -123,7 +129,9 @@ struct IstioCAClientTests {
     #expect(throws: AgentError.self) {
       try IstiodConnection.resolve(address: "istiod", variable: "CA_ADDR", environment: [:], root: "/")
     }
-    #expect(throws: AgentError.self) { try WorkloadKeyOptions.resolve(environment: ["WORKLOAD_RSA_KEY_SIZE": "1024"]) }
+    #expect(throws: AgentError.self) {
+      try WorkloadKeyOptions.resolve(environment: ["WORKLOAD_RSA_KEY_SIZE": "1024"])
+    }
     #expect(throws: AgentError.self) {
       try WorkloadKeyOptions.resolve(environment: ["ECC_SIGNATURE_ALGORITHM": "ECDSA", "ECC_CURVE": "P521"])
     }

@@ -35,7 +35,8 @@ struct OpenSSLPKI {
   static func sh(_ script: String, in directory: String) throws -> String {
     let result = try Binaries.run("/bin/sh", ["-c", script], directory: directory)
     guard result.status == 0 else {
-      throw CocoaError(.fileWriteUnknown, userInfo: [NSDebugDescriptionErrorKey: "\(script): \(result.output)"])
+      throw CocoaError(
+        .fileWriteUnknown, userInfo: [NSDebugDescriptionErrorKey: "\(script): \(result.output)"])
     }
     return result.output
   }
@@ -66,7 +67,9 @@ final class SDSUnderTest: Sendable {
   private let task: Task<Void, any Error>
   private let group: ServiceGroup
 
-  init(source: WorkloadCertificateSource, policy: SecretRotationPolicy = .init(), outputDirectory: String? = nil)
+  init(
+    source: WorkloadCertificateSource, policy: SecretRotationPolicy = .init(), outputDirectory: String? = nil
+  )
     async throws
   {
     directory = "/tmp/pf-sds-" + UUID().uuidString.prefix(8)
@@ -82,7 +85,8 @@ final class SDSUnderTest: Sendable {
     let group = ServiceGroup(services: [cache, server], logger: logger)
     self.group = group
     task = Task { try await group.run() }
-    let deadline = ContinuousClock.now + .seconds(10)
+    // Generous: under CI's parallel load the service group can take seconds to get a pool thread.
+    let deadline = ContinuousClock.now + .seconds(45)
     while !FileManager.default.fileExists(atPath: socketPath) {
       guard ContinuousClock.now < deadline else { throw CocoaError(.fileNoSuchFile) }
       try await Task.sleep(for: .milliseconds(20))
@@ -167,7 +171,8 @@ struct SDSStreamStateMachineTests {
     var state = SDSStreamStateMachine()
     _ = state.received(resourceNames: ["default"], responseNonce: "", errorMessage: nil)
     state.sent(nonce: "n1")
-    #expect(state.received(resourceNames: ["default"], responseNonce: "n1", errorMessage: nil) == .acknowledge)
+    #expect(
+      state.received(resourceNames: ["default"], responseNonce: "n1", errorMessage: nil) == .acknowledge)
     #expect(
       state.received(resourceNames: ["default"], responseNonce: "n0", errorMessage: nil)
         == .ignoreStale(nonce: "n0"))
@@ -186,7 +191,9 @@ struct SDSStreamStateMachineTests {
   @Test func resourceNames() {
     #expect(SecretName("default") == .workloadCertificate)
     #expect(SecretName("ROOTCA") == .rootCertificate)
-    #expect(SecretName("file-cert:/a/c.pem~/a/k.pem") == .fileCertificate(chainPath: "/a/c.pem", keyPath: "/a/k.pem"))
+    #expect(
+      SecretName("file-cert:/a/c.pem~/a/k.pem")
+        == .fileCertificate(chainPath: "/a/c.pem", keyPath: "/a/k.pem"))
     #expect(SecretName("file-root:/a/r.pem") == .fileRoot(path: "/a/r.pem"))
     #expect(SecretName("file-root:system") == .systemRoots)
     #expect(SecretName("file-cert:/only-cert.pem") == nil)
@@ -198,7 +205,8 @@ struct SDSStreamStateMachineTests {
     let policy = SecretRotationPolicy()
     let created = Date(timeIntervalSince1970: 0)
     let expiry = created.addingTimeInterval(86_400)
-    #expect(policy.rotationDelay(createdAt: created, notAfter: expiry, now: created, random: 0, sign: 0) == 43_200)
+    #expect(
+      policy.rotationDelay(createdAt: created, notAfter: expiry, now: created, random: 0, sign: 0) == 43_200)
     let late = policy.rotationDelay(createdAt: created, notAfter: expiry, now: created, random: 1, sign: 1)
     #expect(abs(late - (43_200 - 864)) < 1)
     #expect(policy.rotationDelay(createdAt: created, notAfter: expiry, now: expiry, random: 0, sign: 0) == 0)
@@ -232,7 +240,8 @@ struct SDSFileTests {
 
     let sds = try await SDSUnderTest(
       source: .files(
-        chainPath: volume + "/cert-chain.pem", keyPath: volume + "/key.pem", rootPath: volume + "/root-cert.pem"))
+        chainPath: volume + "/cert-chain.pem", keyPath: volume + "/key.pem",
+        rootPath: volume + "/root-cert.pem"))
     let mode = try FileManager.default.attributesOfItem(atPath: sds.socketPath)[.posixPermissions] as? Int
     #expect(mode == 0o600)
 
@@ -254,7 +263,9 @@ struct SDSFileTests {
     // The swap is pushed on the open stream: only `default` changed.
     let pushed = result.responses[1]
     #expect(pushed.resources.map(\.name) == ["default"])
-    #expect(pushed.resource("default")?.chain == (try String(contentsOfFile: base + "/pki/two.pem", encoding: .utf8)))
+    #expect(
+      pushed.resource("default")?.chain
+        == (try String(contentsOfFile: base + "/pki/two.pem", encoding: .utf8)))
     #expect(pushed.version != first.version && pushed.nonce != first.nonce)
   }
 
@@ -288,15 +299,23 @@ struct SDSFileTests {
     let logger = Logger(label: "sds-test")
     // A stale file (nobody listening) is replaced by a listening socket.
     try Data("stale".utf8).write(to: URL(fileURLWithPath: path))
-    let first = try #require(try UnixSocketListener.listen(at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger))
+    let first = try #require(
+      try UnixSocketListener.listen(
+        at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger))
     // A live server on the path is left alone.
-    #expect(try UnixSocketListener.listen(at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger) == nil)
+    #expect(
+      try UnixSocketListener.listen(
+        at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger) == nil)
     close(first)
     // Closed, the socket is stale again and replaced.
-    let second = try #require(try UnixSocketListener.listen(at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger))
+    let second = try #require(
+      try UnixSocketListener.listen(
+        at: path, owner: nil, respectLiveServer: true, role: "SDS", logger: logger))
     close(second)
     #expect(throws: AgentError.self) {
-      try UnixSocketListener.listen(at: "/tmp/" + String(repeating: "x", count: 120), owner: nil, respectLiveServer: true, role: "SDS", logger: logger)
+      try UnixSocketListener.listen(
+        at: "/tmp/" + String(repeating: "x", count: 120), owner: nil, respectLiveServer: true, role: "SDS",
+        logger: logger)
     }
   }
 }
