@@ -34,18 +34,21 @@ package struct WorkloadKeyOptions: Sendable, Equatable {
     }
     if let algorithm = env["ECC_SIGNATURE_ALGORITHM"], !algorithm.isEmpty {
       guard algorithm == "ECDSA" else {
-        throw AgentError(.invalidEnvironment, "ECC_SIGNATURE_ALGORITHM: only ECDSA is supported, got \"\(algorithm)\"")
+        throw AgentError(
+          .invalidEnvironment, "ECC_SIGNATURE_ALGORITHM: only ECDSA is supported, got \"\(algorithm)\"")
       }
       switch env["ECC_CURVE"] ?? "" {
       case "", "P256": options.algorithm = .ecdsaP256
       case "P384": options.algorithm = .ecdsaP384
-      case let other: throw AgentError(.invalidEnvironment, "ECC_CURVE: expected P256 or P384, got \"\(other)\"")
+      case let other:
+        throw AgentError(.invalidEnvironment, "ECC_CURVE: expected P256 or P384, got \"\(other)\"")
       }
       return options
     }
     if let text = env["WORKLOAD_RSA_KEY_SIZE"], !text.isEmpty {
       guard let bits = Int(text), bits >= 2048, bits <= 8192 else {
-        throw AgentError(.invalidEnvironment, "WORKLOAD_RSA_KEY_SIZE: expected 2048 to 8192 bits, got \"\(text)\"")
+        throw AgentError(
+          .invalidEnvironment, "WORKLOAD_RSA_KEY_SIZE: expected 2048 to 8192 bits, got \"\(text)\"")
       }
       options.algorithm = .rsa(bits: bits)
     }
@@ -69,24 +72,26 @@ struct WorkloadKey {
     case .ecdsaP256:
       let key = P256.Signing.PrivateKey()
       privateKey = .init(key)
-      pem =
-        options.pkcs8
-        ? key.pemRepresentation
-        : try Self.sec1PEM(
-          key.rawRepresentation, publicKey: key.publicKey.x963Representation,
-          curve: ASN1ObjectIdentifier.NamedCurves.secp256r1)
+      pem = try Self.ecPEM(
+        options, pkcs8: key.pemRepresentation, scalar: key.rawRepresentation,
+        publicKey: key.publicKey.x963Representation, curve: ASN1ObjectIdentifier.NamedCurves.secp256r1)
       signatureAlgorithm = .ecdsaWithSHA256
     case .ecdsaP384:
       let key = P384.Signing.PrivateKey()
       privateKey = .init(key)
-      pem =
-        options.pkcs8
-        ? key.pemRepresentation
-        : try Self.sec1PEM(
-          key.rawRepresentation, publicKey: key.publicKey.x963Representation,
-          curve: ASN1ObjectIdentifier.NamedCurves.secp384r1)
+      pem = try Self.ecPEM(
+        options, pkcs8: key.pemRepresentation, scalar: key.rawRepresentation,
+        publicKey: key.publicKey.x963Representation, curve: ASN1ObjectIdentifier.NamedCurves.secp384r1)
       signatureAlgorithm = .ecdsaWithSHA384
     }
+  }
+
+  /// An EC key's PEM: swift-crypto's PKCS#8 when `PKCS8_KEY` asks for it, else SEC 1.
+  private static func ecPEM(
+    _ options: WorkloadKeyOptions, pkcs8: String, scalar: Data, publicKey: Data,
+    curve: ASN1ObjectIdentifier
+  ) throws -> String {
+    options.pkcs8 ? pkcs8 : try sec1PEM(scalar, publicKey: publicKey, curve: curve)
   }
 
   /// SEC 1 `ECPrivateKey` (RFC 5915: version 1, the scalar, the named curve, the public point) as

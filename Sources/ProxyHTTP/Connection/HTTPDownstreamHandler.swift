@@ -557,21 +557,9 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
         if let weighted { removals += weighted.requestToRemove }
         var additions = weighted?.requestToAdd ?? []
         additions += route.headers.requestToAdd + vhost.headers.requestToAdd + global.requestToAdd
-        for name in removals { drop += indices(of: name) }
-        for addition in additions {
-          let existing = indices(of: addition.name)
-          switch addition.action {
-          case .append: break
-          case .addIfAbsent:
-            if !existing.isEmpty || added.contains(where: { $0.name == addition.name }) { continue }
-          case .overwrite: drop += existing
-          case .overwriteIfExists:
-            if existing.isEmpty { continue }
-            drop += existing
-          }
-          if addition.value.isEmpty && !addition.keepEmptyValue { continue }
-          added.append((addition.name, addition.value))
-        }
+        Self.apply(
+          removals: removals, additions: additions, indices: indices, absentAmongAdded: true, added: &added,
+          drop: &drop)
       }
       rewrite.dropIndices = drop
     }
@@ -762,20 +750,10 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       if hasResponseMutations(stream) {
         func indices(of name: String) -> [Int] { Self.fieldIndices(named: name, in: head, raw) }
         let mutations = responseMutations(stream)
-        for name in mutations.removals { drop += indices(of: name) }
-        for addition in mutations.additions {
-          let existing = indices(of: addition.name)
-          switch addition.action {
-          case .append: break
-          case .addIfAbsent: if !existing.isEmpty { continue }
-          case .overwrite: drop += existing
-          case .overwriteIfExists:
-            if existing.isEmpty { continue }
-            drop += existing
-          }
-          if addition.value.isEmpty && !addition.keepEmptyValue { continue }
-          added.append((addition.name, addition.value))
-        }
+        Self.apply(
+          removals: mutations.removals, additions: mutations.additions, indices: indices,
+          absentAmongAdded: false,
+          added: &added, drop: &drop)
       }
       rewrite.dropIndices = drop
       if stream.responseHeaders == nil && !filter.accessLogFormats.isEmpty {
@@ -1176,6 +1154,30 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   /// Writes an empty buffer behind everything queued and closes once it is written.
+
+  /// Configured header mutations on a head: fields to drop (`indices` finds a name's fields) and lines to
+  /// add. `absentAmongAdded`: `addIfAbsent` also looks at the lines added so far.
+  static func apply(
+    removals: [String], additions: [HeaderMutations.Addition], indices: (String) -> [Int],
+    absentAmongAdded: Bool, added: inout [(name: String, value: String)], drop: inout [Int]
+  ) {
+    for name in removals { drop += indices(name) }
+    for addition in additions {
+      let existing = indices(addition.name)
+      switch addition.action {
+      case .append: break
+      case .addIfAbsent:
+        if !existing.isEmpty { continue }
+        if absentAmongAdded && added.contains(where: { $0.name == addition.name }) { continue }
+      case .overwrite: drop += existing
+      case .overwriteIfExists:
+        if existing.isEmpty { continue }
+        drop += existing
+      }
+      if addition.value.isEmpty && !addition.keepEmptyValue { continue }
+      added.append((addition.name, addition.value))
+    }
+  }
 
   /// Indices of the head's fields called `name` (ASCII case-insensitive), read from `raw`.
   static func fieldIndices(named name: String, in head: HTTP1Head, _ raw: UnsafeRawBufferPointer) -> [Int] {
