@@ -108,13 +108,7 @@ final class SDSUnderTest: Sendable {
     let run = Task { [arguments] in try await runOnThread("/usr/bin/env", ["python3"] + arguments) }
     if let whileWaiting { try await whileWaiting(out) }
     let result = try await run.value
-    var parsed: [SDSResponse] = []
-    var index = 1
-    while let data = FileManager.default.contents(atPath: "\(out)/response-\(index).json") {
-      parsed.append(try JSONDecoder().decode(SDSResponse.self, from: data))
-      index += 1
-    }
-    return (result.status, result.output, parsed)
+    return (result.status, result.output, try readResponses(SDSResponse.self, in: out))
   }
 
   func stop() async {
@@ -143,6 +137,15 @@ func runOnThread(_ path: String, _ arguments: [String]) async throws -> (status:
       continuation.resume(with: Result { try Binaries.run(path, arguments) })
     }.start()
   }
+}
+
+/// The `response-1.json`, `response-2.json`, … a Python gRPC helper wrote to `directory`, in order.
+func readResponses<Response: Decodable>(_ type: Response.Type, in directory: String) throws -> [Response] {
+  var responses: [Response] = []
+  while let data = FileManager.default.contents(atPath: "\(directory)/response-\(responses.count + 1).json") {
+    responses.append(try JSONDecoder().decode(type, from: data))
+  }
+  return responses
 }
 
 /// Checks a served chain against served roots with `openssl verify` and returns the leaf's URI SANs.

@@ -26,13 +26,7 @@ struct SidecarIdentityTests {
         "python3", Binaries.helper("sds_client.py"), "--socket", socket, "--names",
         names.joined(separator: ","), "--responses", "\(responses)", "--out", out, "--timeout", "\(timeout)",
       ])
-    var parsed: [SDSResponse] = []
-    var index = 1
-    while let data = FileManager.default.contents(atPath: "\(out)/response-\(index).json") {
-      parsed.append(try JSONDecoder().decode(SDSResponse.self, from: data))
-      index += 1
-    }
-    return (result.status, result.output, parsed)
+    return (result.status, result.output, try readResponses(SDSResponse.self, in: out))
   }
 
   @Test func localCAIssuesRotatesAndOutputsCertificates() async throws {

@@ -1,8 +1,8 @@
 import Foundation
 import Logging
 import ServiceLifecycle
-import Testing
 import TestSupport
+import Testing
 
 @testable import Agent
 
@@ -48,13 +48,7 @@ struct XDSProxyTests {
       ]
       if delta { arguments.append("--delta") }
       let result = try await runOnThread("/usr/bin/env", arguments)
-      var parsed: [[String: String]] = []
-      var index = 1
-      while let data = FileManager.default.contents(atPath: "\(out)/response-\(index).json") {
-        parsed.append(try JSONDecoder().decode([String: String].self, from: data))
-        index += 1
-      }
-      return (result.status, result.output, parsed)
+      return (result.status, result.output, try readResponses([String: String].self, in: out))
     }
 
     func stop() async {
