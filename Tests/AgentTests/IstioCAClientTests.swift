@@ -14,13 +14,17 @@ struct IstioCAClientTests {
 
   /// A pod root with istiod's root certificate and a token, and a client for `ca`.
   func client(
-    _ ca: FakeIstioCA, token: String = "pod-token", keys: WorkloadKeyOptions = .init(), root: TempRoot
+    _ ca: FakeIstioCA, token: String = "pod-token", keys: WorkloadKeyOptions = .init(), root: TempRoot,
+    environment: [String: String] = [:]
   ) throws -> IstioCAClient {
     try root.write("var/run/secrets/istio/root-cert.pem", ca.rootPEM)
     try root.write("var/run/secrets/tokens/istio-token", token + "\n")
     let connection = try IstiodConnection.resolve(
       address: "localhost:\(ca.port)", variable: "CA_ADDR",
-      environment: ["ISTIO_META_CLUSTER_ID": "east", "CA_HEADER_X-Tenant": "blue"], root: root.path)
+      environment: environment.merging(["ISTIO_META_CLUSTER_ID": "east", "CA_HEADER_X-Tenant": "blue"]) {
+        a, _ in a
+      },
+      root: root.path)
     var client = IstioCAClient(
       connection: connection, keyOptions: keys, certSigner: "signer-a", logger: Logger(label: "ca-test"))
     client.initialBackoff = .milliseconds(5)
@@ -103,6 +107,27 @@ struct IstioCAClientTests {
     // The token file is read for every call.
     try root.write("var/run/secrets/tokens/istio-token", "another")
     _ = try await client.issue(for: identity, ttl: .seconds(60))
+    await ca.stop()
+  }
+
+  /// istiod's certificate is issued for istiod.istio-system.svc: a client told (ISTIOD_SAN) to expect another
+  /// name must refuse the handshake and send nothing, whatever the root says.
+  @Test func aServerCertificateForAnotherNameIsRefused() async throws {
+    let ca = try await FakeIstioCA(expectedToken: "pod-token")
+    let root = try TempRoot()
+    defer { root.remove() }
+    let client = try client(ca, root: root, environment: ["ISTIOD_SAN": "istiod.elsewhere.svc"])
+    do {
+      _ = try await client.issue(for: identity, ttl: .seconds(60))
+      Issue.record("expected an error")
+    } catch let error as AgentError {
+      #expect(error.message.contains("CA_ADDR localhost:\(ca.port)"), "\(error)")
+    }
+    #expect(ca.requests.isEmpty)
+    // The same client setup with the right name is issued a certificate by the same server.
+    _ = try await self.client(ca, root: root, environment: ["ISTIOD_SAN": "istiod.istio-system.svc"])
+      .issue(for: identity, ttl: .seconds(60))
+    #expect(ca.requests.count == 1)
     await ca.stop()
   }
 
