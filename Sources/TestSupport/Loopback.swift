@@ -21,6 +21,7 @@ package final class LoopbackServer: @unchecked Sendable {
   package let port: Int
   private let fd: Int32
   package let accepted = NIOLockedValueBox(0)
+  private let closed = NIOLockedValueBox(false)
 
   package init(_ behaviour: Behaviour, unixPath: String? = nil) throws {
     let fd: Int32
@@ -75,7 +76,14 @@ package final class LoopbackServer: @unchecked Sendable {
 
   deinit { close() }
 
+  /// Closes the listener once: a second close (the deinit after an explicit one) would close whatever
+  /// descriptor reused the number meanwhile, such as a proxy's socket in a test running in parallel.
   package func close() {
+    let first = closed.withLockedValue { closed in
+      defer { closed = true }
+      return !closed
+    }
+    guard first else { return }
     shutdown(fd, Int32(SHUT_RDWR))
     Glibc.close(fd)
   }

@@ -20,6 +20,8 @@ package final class UpstreamCluster: Sendable {
   struct BootstrapKey: Hashable {
     var eventLoop: ObjectIdentifier
     var source: SocketAddress?
+    /// The bootstrap that adopts sockets connected by `UpstreamConnector.connectLocally`.
+    var adopting = false
   }
 
   package init(config: Cluster, stats store: StatsStore) {

@@ -34,7 +34,18 @@ package enum UpstreamConnector {
     }
     switch host.address {
     case .socket(let address):
-      guard let source = sourceAddress(for: address, in: config.sourceAddresses) else {
+      let source = sourceAddress(for: address, in: config.sourceAddresses)
+      if isLoopback(address) || source.map(isLoopback) == true {
+        do {
+          if let socket = try connectLocally(to: address, from: source) {
+            return connectedBootstrap(on: eventLoop, cluster: cluster).withConnectedSocket(socket)
+          }
+        } catch {
+          if let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
+          return eventLoop.makeFailedFuture(error)
+        }
+      }
+      guard let source else {
         return bootstrap().connect(to: address)
       }
       // A source address not configured in this namespace (::6 is only on lo with TPROXY routing) cannot be
@@ -48,6 +59,74 @@ package enum UpstreamConnector {
       return bootstrap().connect(unixDomainSocketPath: path)
     case .dns(let name, _):
       return eventLoop.makeFailedFuture(UnresolvedHostError(name: name))
+    }
+  }
+
+  /// The bootstrap that adopts sockets `connectLocally` connected, one per event loop. Its MPTCP flag only
+  /// drops NIO's default TCP_NODELAY option (set before connecting; an adopted socket keeps its protocol).
+  private static func connectedBootstrap(on eventLoop: any EventLoop, cluster: UpstreamCluster)
+    -> ClientBootstrap
+  {
+    let key = UpstreamCluster.BootstrapKey(
+      eventLoop: ObjectIdentifier(eventLoop), source: nil, adopting: true)
+    return cluster.bootstraps.withLock { cache in
+      if let bootstrap = cache[key] { return bootstrap }
+      let limit = max(32 * 1024, cluster.config.perConnectionBufferLimitBytes)
+      let bootstrap = ClientBootstrap(group: eventLoop)
+        .enableMPTCP(true)
+        .channelInitializer { channel in
+          channel.eventLoop.makeCompletedFuture {
+            try UpstreamConnector.configure(channel, bufferLimit: limit)
+          }
+        }
+      cache[key] = bootstrap
+      return bootstrap
+    }
+  }
+
+  /// Connects to a destination on this host (loopback, or any address reached from a loopback source such as
+  /// 127.0.0.6) without NIO's connect machinery. Such a handshake completes inside `connect(2)`, so the socket
+  /// is adopted already connected: no connect timer, no wait for writability and two `epoll_ctl` calls fewer
+  /// per connection. Returns nil when the handshake is still in flight (a full accept queue drops the SYN);
+  /// the caller then connects the usual way. Throws `IOError` for a refused connection or a failed bind.
+  static func connectLocally(to address: SocketAddress, from source: SocketAddress?) throws -> CInt? {
+    let fd = Glibc.socket(
+      address.protocol.rawValue,
+      CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue)
+        | CInt(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+    var connected = false
+    defer { if !connected { _ = Glibc.close(fd) } }
+    var on: CInt = 1
+    guard setsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<CInt>.size)) == 0 else {
+      throw IOError(errnoCode: errno, reason: "setsockopt(TCP_NODELAY)")
+    }
+    if let source {
+      let failure = source.withSockAddr { Glibc.bind(fd, $0, socklen_t($1)) == 0 ? 0 : errno }
+      guard failure == 0 else { throw IOError(errnoCode: failure, reason: "bind(\(source))") }
+    }
+    // A second connect(2) reports the outcome: 0 once established, EALREADY while in flight, else the error.
+    for _ in 0..<2 {
+      switch address.withSockAddr({ Glibc.connect(fd, $0, socklen_t($1)) == 0 ? 0 : errno }) {
+      case 0, EISCONN:
+        connected = true
+        return fd
+      case EINPROGRESS, EINTR: continue
+      case EALREADY: return nil
+      case let code: throw IOError(errnoCode: code, reason: "connect(\(address))")
+      }
+    }
+    return nil
+  }
+
+  static func isLoopback(_ address: SocketAddress) -> Bool {
+    switch address {
+    case .v4(let v4): return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
+    case .v6(let v6):
+      var loopback = in6addr_loopback
+      var actual = v6.address.sin6_addr
+      return memcmp(&loopback, &actual, MemoryLayout<in6_addr>.size) == 0
+    default: return false
     }
   }
 
