@@ -34,6 +34,26 @@ struct UpstreamConnectorTests {
     withExtendedLifetime(server) {}  // its deinit closes the listener, and with it a connection not yet accepted
   }
 
+  @Test("IPv6 loopback (::1) is connected locally too")
+  func connectsIPv6Loopback() throws {
+    let listener = socket(AF_INET6, CInt(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    let any = try SocketAddress(ipAddress: "::1", port: 0)
+    #expect(any.withSockAddr { bind(listener, $0, socklen_t($1)) } == 0)
+    #expect(listen(listener, 8) == 0)
+    var bound = sockaddr_in6()
+    var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+    _ = withUnsafeMutablePointer(to: &bound) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+    }
+    let destination = try SocketAddress(ipAddress: "::1", port: Int(UInt16(bigEndian: bound.sin6_port)))
+    let fd = try #require(try UpstreamConnector.connectLocally(to: destination, from: nil))
+    defer { close(fd) }
+    let accepted = accept(listener, nil, nil)
+    #expect(accepted >= 0)
+    close(accepted)
+  }
+
   @Test("a refused loopback connect is an IOError naming the destination")
   func refusedIsAnError() throws {
     let closed = try LoopbackServer(.echo)
