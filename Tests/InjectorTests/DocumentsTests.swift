@@ -365,6 +365,9 @@ struct DocumentsTests {
     for package in ["libnftables1", "libmnl0", "iptables", "ca-certificates"] {
       #expect(proxy.contains(package))
     }
+    // The agent starts `pilotfish-proxy` from the directory `pilotfish` runs from: both must be in the image.
+    #expect(proxy.contains("swift build -c release --product pilotfish-proxy"))
+    #expect(proxy.contains("COPY --from=build /out/pilotfish /out/pilotfish-proxy /usr/local/bin/"))
   }
 
   @Test(
