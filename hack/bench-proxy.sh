@@ -6,11 +6,11 @@
 #
 #   hack/bench-proxy.sh [--duration 8] [--runs 3] [--connections 64]
 #
-# Needs: nginx, haproxy, wrk, curl (installed here if missing) and a release build (built here).
+# Needs: nginx, haproxy, wrk, curl, perf (installed here if missing) and a release build (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(nginx-light haproxy wrk curl python3)
+packages=(nginx-light haproxy wrk curl python3 linux-perf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

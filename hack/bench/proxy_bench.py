@@ -4,12 +4,14 @@
 Every variant puts the same nginx (one worker, 1 KiB response) behind the proxy and drives it with wrk.
 Variants alternate within each run; the table shows medians over --runs. CPU per request is the proxy
 process's own user+system time divided by the requests it carried, which is the fair comparison on a
-2-core box where wrk and nginx compete for the same CPUs (see ../shared/docs/proxy-performance.md).
+2-core box where wrk and nginx compete for the same CPUs (see ../shared/docs/proxy-performance.md); system
+calls per request are counted the same way with `perf stat` (shown as – without perf).
 """
 import argparse
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -75,6 +77,34 @@ def wrk(url, seconds, connections, close=False):
         "rps": rps, "requests": total, "p50": latency(50), "p99": latency(99),
         "errors": int(errors.group(1)) if errors else 0, "socket_errors": socket_errors.group(1) if socket_errors else "",
     }
+
+
+class SyscallCount:
+    """System calls a process makes while it runs, counted by `perf stat` on the raw_syscalls tracepoint
+    (every thread of the process). Unavailable without perf or tracepoint access: `value` is then None."""
+
+    def __init__(self, pid):
+        self.proc = None
+        if pid and shutil.which("perf"):
+            self.proc = subprocess.Popen(
+                ["perf", "stat", "-e", "raw_syscalls:sys_enter", "-x,", "-p", str(pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.2)  # let perf attach before the load starts
+
+    def stop(self):
+        if not self.proc:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+        for line in err.splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] == "raw_syscalls:sys_enter" and fields[0].isdigit():
+                return int(fields[0])
+        return None
 
 
 class Nginx:
@@ -297,13 +327,17 @@ def main():
         for run in range(args.runs):
             for name, proxy, port, close in variants:
                 wrk(f"http://127.0.0.1:{port}/", 1, args.connections, close)  # warm-up
+                syscalls = SyscallCount(proxy.pid if proxy else None)
                 cpu0 = cpu_seconds(proxy.pid) if proxy else 0
                 r = wrk(f"http://127.0.0.1:{port}/", args.duration, args.connections, close)
                 cpu = cpu_seconds(proxy.pid) - cpu0 if proxy else float("nan")
+                calls = syscalls.stop()
                 r["us_per_req"] = cpu / r["requests"] * 1e6 if proxy else float("nan")
+                r["syscalls_per_req"] = calls / r["requests"] if calls is not None else float("nan")
                 record(name, r)
                 print(f"run {run + 1}: {name}: {r['rps']:.0f} rps, p99 {r['p99']:.2f} ms, "
-                      f"{r['us_per_req']:.1f} µs CPU/req, errors {r['errors']} {r['socket_errors']}", file=sys.stderr)
+                      f"{r['us_per_req']:.1f} µs CPU/req, {r['syscalls_per_req']:.1f} syscalls/req, "
+                      f"errors {r['errors']} {r['socket_errors']}", file=sys.stderr)
             for name, port in [("direct", nginx.port), ("haproxy tcp", haproxy.tcp_port),
                                ("pilotfish tcp_proxy", pilotfish.tcp_port)]:
                 record("throughput " + name, throughput_mib_s(port))
@@ -313,7 +347,8 @@ def main():
 
         print()
         print(f"wrk -t1 -c{args.connections} -d{args.duration}s, 1 KiB responses from nginx, medians of {args.runs} runs")
-        print(f"{'variant':48} {'rps':>9} {'×HAProxy':>9} {'p50 ms':>7} {'p99 ms':>7} {'µs CPU/req':>11} {'×HAProxy CPU':>13}")
+        print(f"{'variant':48} {'rps':>9} {'×HAProxy':>9} {'p50 ms':>7} {'p99 ms':>7} {'µs CPU/req':>11} "
+              f"{'×HAProxy CPU':>13} {'syscalls/req':>13}")
         for name, proxy, _, close in variants:
             peer = None
             if name.startswith("pilotfish tcp_proxy"):
@@ -324,8 +359,10 @@ def main():
             cpu = median(name, "us_per_req")
             ratio = f"{rps / median(peer, 'rps'):.2f}" if peer else "–"
             cpu_ratio = f"{cpu / median(peer, 'us_per_req'):.2f}" if peer else "–"
+            calls = median(name, "syscalls_per_req")
+            calls_text = "–" if calls != calls else f"{calls:.1f}"  # NaN: no proxy, or perf unavailable
             print(f"{name:48} {rps:9.0f} {ratio:>9} {median(name, 'p50'):7.2f} {median(name, 'p99'):7.2f} "
-                  f"{cpu:11.1f} {cpu_ratio:>13}")
+                  f"{cpu:11.1f} {cpu_ratio:>13} {calls_text:>13}")
         print()
         t_direct = statistics.median(results["throughput direct"])
         t_ha = statistics.median(results["throughput haproxy tcp"])
