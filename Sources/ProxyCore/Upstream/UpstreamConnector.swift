@@ -12,9 +12,11 @@ package enum UpstreamConnector {
     to host: UpstreamHost, cluster: UpstreamCluster, on eventLoop: any EventLoop
   ) -> EventLoopFuture<any Channel> {
     let config = cluster.config
-    // One configured bootstrap per (event loop, source address), reused for every connection.
-    func bootstrap(source: SocketAddress? = nil) -> ClientBootstrap {
-      let key = UpstreamCluster.BootstrapKey(eventLoop: ObjectIdentifier(eventLoop), source: source)
+    // One configured bootstrap per (event loop, source address), reused for every connection, and one that
+    // adopts the sockets `connectLocally` connected.
+    func bootstrap(source: SocketAddress? = nil, adopting: Bool = false) -> ClientBootstrap {
+      let key = UpstreamCluster.BootstrapKey(
+        eventLoop: ObjectIdentifier(eventLoop), source: source, adopting: adopting)
       return cluster.bootstraps.withLock { cache in
         if let bootstrap = cache[key] { return bootstrap }
         let limit = max(32 * 1024, config.perConnectionBufferLimitBytes)
@@ -28,6 +30,9 @@ package enum UpstreamConnector {
             }
           }
         if let source { bootstrap = bootstrap.bind(to: source) }
+        // An adopted socket already has TCP_NODELAY. The MPTCP flag only drops NIO's default TCP_NODELAY
+        // option (a getsockname and a setsockopt per connection): an adopted socket keeps its protocol.
+        if adopting { bootstrap = bootstrap.enableMPTCP(true) }
         cache[key] = bootstrap
         return bootstrap
       }
@@ -38,10 +43,10 @@ package enum UpstreamConnector {
       if isLoopback(address) || source.map(isLoopback) == true {
         do {
           if let socket = try connectLocally(to: address, from: source) {
-            return connectedBootstrap(on: eventLoop, cluster: cluster).withConnectedSocket(socket)
+            return bootstrap(adopting: true).withConnectedSocket(socket)
           }
         } catch {
-          if let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
+          countBindError(error, in: cluster)
           return eventLoop.makeFailedFuture(error)
         }
       }
@@ -52,7 +57,7 @@ package enum UpstreamConnector {
       // bound. Like Envoy, fail and count it: connecting from another source would loop back through the
       // inbound capture, which only exempts 127.0.0.6 and ::6.
       return bootstrap(source: source).connect(to: address).flatMapErrorThrowing { error in
-        if let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
+        countBindError(error, in: cluster)
         throw error
       }
     case .pipe(let path):
@@ -62,26 +67,9 @@ package enum UpstreamConnector {
     }
   }
 
-  /// The bootstrap that adopts sockets `connectLocally` connected, one per event loop. Its MPTCP flag only
-  /// drops NIO's default TCP_NODELAY option (set before connecting; an adopted socket keeps its protocol).
-  private static func connectedBootstrap(on eventLoop: any EventLoop, cluster: UpstreamCluster)
-    -> ClientBootstrap
-  {
-    let key = UpstreamCluster.BootstrapKey(
-      eventLoop: ObjectIdentifier(eventLoop), source: nil, adopting: true)
-    return cluster.bootstraps.withLock { cache in
-      if let bootstrap = cache[key] { return bootstrap }
-      let limit = max(32 * 1024, cluster.config.perConnectionBufferLimitBytes)
-      let bootstrap = ClientBootstrap(group: eventLoop)
-        .enableMPTCP(true)
-        .channelInitializer { channel in
-          channel.eventLoop.makeCompletedFuture {
-            try UpstreamConnector.configure(channel, bufferLimit: limit)
-          }
-        }
-      cache[key] = bootstrap
-      return bootstrap
-    }
+  /// `bind_errors`: the source address is not configured on this host.
+  private static func countBindError(_ error: any Error, in cluster: UpstreamCluster) {
+    if let io = error as? IOError, io.errnoCode == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
   }
 
   /// Connects to a destination on this host (loopback, or any address reached from a loopback source such as
