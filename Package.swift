@@ -210,7 +210,7 @@ let package = Package(
     .testTarget(
       name: "ProxyHTTPTests",
       dependencies: [
-        "ProxyHTTP", "ProxyCore", "EnvoyAPI",
+        "ProxyHTTP", "ProxyCore", "EnvoyAPI", "TestSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),

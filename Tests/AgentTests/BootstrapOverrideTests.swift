@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Agent
@@ -42,11 +43,15 @@ struct BootstrapOverrideTests {
     // with the merged field's path.
     let proxy = try Binaries.pilotfish().replacingOccurrences(of: "/pilotfish", with: "/pilotfish-proxy")
     let bootstrap = sidecar.root.path + "/etc/istio/proxy/envoy-rev.json"
-    let good = try Binaries.run(proxy, ["--mode", "validate", "-c", bootstrap, "--config-yaml", configYAML])
+    let good = try await onThread {
+      try Binaries.run(proxy, ["--mode", "validate", "-c", bootstrap, "--config-yaml", configYAML])
+    }
     #expect(good.status == 0, "\(good.output)")
     let broken = try SidecarSettings.bootstrapOverride(
       path: try writeTemporary(Self.override(clusterType: "NOT_A_TYPE")), env: ["HOST_IP": "10.9.8.7"])
-    let bad = try Binaries.run(proxy, ["--mode", "validate", "-c", bootstrap, "--config-yaml", broken])
+    let bad = try await onThread {
+      try Binaries.run(proxy, ["--mode", "validate", "-c", bootstrap, "--config-yaml", broken])
+    }
     #expect(bad.status == 1)
     #expect(bad.output.contains("NOT_A_TYPE"), "\(bad.output)")
   }

@@ -48,7 +48,10 @@ struct IstioCAClientTests {
     #expect(rsa.privateKeyPEM.hasPrefix("-----BEGIN RSA PRIVATE KEY-----"))
     #expect(ec.privateKeyPEM.hasPrefix("-----BEGIN PRIVATE KEY-----"))
     try Data(ec.privateKeyPEM.utf8).write(to: URL(fileURLWithPath: root.path + "/ec.key"))
-    #expect(try OpenSSLPKI.sh("openssl pkey -noout -text -in ec.key", in: root.path).contains("P-384"))
+    let curve = try await onThread {
+      try OpenSSLPKI.sh("openssl pkey -noout -text -in ec.key", in: root.path)
+    }
+    #expect(curve.contains("P-384"))
     #expect(abs(ec.notAfter.timeIntervalSince(ec.notBefore) - 600) < 120)
     let request = try #require(ca.requests.first)
     #expect(request.authorization == "Bearer pod-token")
@@ -71,7 +74,8 @@ struct IstioCAClientTests {
       // OpenSSL reads the key as SEC 1, checks it, and its public key is the certificate's (run off the
       // test pool: a blocking wait there starves the servers of tests running alongside).
       func openssl(_ arguments: String) async throws -> String {
-        try await runOnThread("/bin/sh", ["-c", "cd \(root.path) && openssl \(arguments)"]).output
+        try await onThread { try Binaries.run("/bin/sh", ["-c", "cd \(root.path) && openssl \(arguments)"]) }
+          .output
       }
       let text = try await openssl("ec -check -noout -text -in sec1.key 2>&1")
       #expect(text.contains("EC Key valid") && text.contains(curve), "\(text)")

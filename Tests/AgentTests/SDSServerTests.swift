@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import TestSupport
 import Testing
 
 @testable import Agent
@@ -105,7 +106,9 @@ final class SDSUnderTest: Sendable {
       "--responses", "\(responses)", "--out", out, "--timeout", "\(timeout)",
     ]
     if fetch { arguments.append("--fetch") }
-    let run = Task { [arguments] in try await runOnThread("/usr/bin/env", ["python3"] + arguments) }
+    let run = Task { [arguments] in
+      try await onThread { try Binaries.run("/usr/bin/env", ["python3"] + arguments) }
+    }
     if let whileWaiting { try await whileWaiting(out) }
     let result = try await run.value
     return (result.status, result.output, try readResponses(SDSResponse.self, in: out))
@@ -126,16 +129,6 @@ final class SDSUnderTest: Sendable {
       }
       try await Task.sleep(for: .milliseconds(20))
     }
-  }
-}
-
-/// `Binaries.run` on a thread of its own: a blocking wait on the cooperative pool (two threads on this
-/// machine) would starve the gRPC server under test.
-func runOnThread(_ path: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-  try await withCheckedThrowingContinuation { continuation in
-    Thread {
-      continuation.resume(with: Result { try Binaries.run(path, arguments) })
-    }.start()
   }
 }
 

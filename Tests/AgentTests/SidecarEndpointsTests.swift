@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Agent
@@ -81,9 +82,11 @@ final class FakeApp: @unchecked Sendable {
     let certificates = NSTemporaryDirectory() + "pf-probe-tls-" + UUID().uuidString.prefix(8)
     try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: certificates) }
-    try OpenSSLPKI.sh(
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem"
-        + " -subj /CN=app -days 1 2>/dev/null", in: certificates)
+    try await onThread {
+      try OpenSSLPKI.sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem"
+          + " -subj /CN=app -days 1 2>/dev/null", in: certificates)
+    }
     let https = try FakeApp(environment: [
       "FAKE_APP_TLS_CERT": certificates + "/cert.pem", "FAKE_APP_TLS_KEY": certificates + "/key.pem",
     ])
@@ -103,7 +106,8 @@ final class FakeApp: @unchecked Sendable {
       """
     let sidecar = try SidecarUnderTest(environment: ["ISTIO_KUBE_APP_PROBERS": probers])
     defer { sidecar.cleanUp() }
-    #expect(await eventually { await sidecar.status("/app-health/g/livez") != nil }, "stderr: \(sidecar.stderr)")
+    #expect(
+      await eventually { await sidecar.status("/app-health/g/livez") != nil }, "stderr: \(sidecar.stderr)")
     // gRPC: SERVING passes; NOT_SERVING, an unknown service (NOT_FOUND) and nothing listening fail.
     #expect(await sidecar.status("/app-health/g/livez") == 200)
     #expect(await sidecar.status("/app-health/g/readyz") == 200)
@@ -147,7 +151,9 @@ final class FakeApp: @unchecked Sendable {
       #expect(!body.contains("envoy_server_live 5"))
       let types = body.split(separator: "\n").filter { $0.hasPrefix("# TYPE ") }
       #expect(Set(types).count == types.count)
-      let check = try Binaries.run("/usr/bin/promtool", ["check", "metrics"], stdin: body)
+      let check = try await onThread {
+        try Binaries.run("/usr/bin/promtool", ["check", "metrics"], stdin: body)
+      }
       // promtool exits 0, or 3 for lint-only findings (naming advice); 1 means the exposition does not parse.
       #expect(check.status == 0 || check.status == 3, "\(check.output)\n\(body)")
       #expect(!check.output.contains("error while linting"), "\(check.output)")
@@ -233,22 +239,26 @@ final class FakeApp: @unchecked Sendable {
     let sidecar = try SidecarUnderTest(environment: ["FAKE_PROXY_READY_AFTER": "1.0"])
     defer { sidecar.cleanUp() }
     let pilotfish = try Binaries.pilotfish()
-    let ok = try Binaries.run(
-      pilotfish,
-      [
-        "wait", "--url", "http://localhost:\(sidecar.statusPort)/healthz/ready", "--timeoutSeconds", "20",
-        "--periodMillis", "50", "--requestTimeoutMillis", "500",
-      ])
+    let ok = try await onThread {
+      try Binaries.run(
+        pilotfish,
+        [
+          "wait", "--url", "http://localhost:\(sidecar.statusPort)/healthz/ready", "--timeoutSeconds", "20",
+          "--periodMillis", "50", "--requestTimeoutMillis", "500",
+        ])
+    }
     #expect(ok.status == 0, "\(ok.output)")
     #expect(await sidecar.status("/healthz/ready") == 200)
 
     let closed = freePort()
-    let timedOut = try Binaries.run(
-      pilotfish,
-      [
-        "wait", "--url", "http://127.0.0.1:\(closed)/healthz/ready", "--timeoutSeconds", "1",
-        "--periodMillis", "100",
-      ])
+    let timedOut = try await onThread {
+      try Binaries.run(
+        pilotfish,
+        [
+          "wait", "--url", "http://127.0.0.1:\(closed)/healthz/ready", "--timeoutSeconds", "1",
+          "--periodMillis", "100",
+        ])
+    }
     #expect(timedOut.status == 1)
     #expect(
       timedOut.output.contains("timeout waiting for Envoy proxy to become ready. Last error:"),
@@ -262,17 +272,26 @@ final class FakeApp: @unchecked Sendable {
     var env = ProcessInfo.processInfo.environment
     env["PILOTFISH_REQUEST_ANY_PORT"] = "true"
     let pilotfish = try Binaries.pilotfish()
-    let stats = try Binaries.run(
-      pilotfish,
-      ["request", "GET", "stats?usedonly&filter=^server\\.state", "--debug-port", String(sidecar.adminPort)],
-      environment: env)
+    let stats = try await onThread {
+      try Binaries.run(
+        pilotfish,
+        [
+          "request", "GET", "stats?usedonly&filter=^server\\.state", "--debug-port",
+          String(sidecar.adminPort),
+        ],
+        environment: env)
+    }
     #expect(stats.status == 0, "\(stats.output)")
     #expect(stats.output.contains("server.state: 0"), "\(stats.output)")
-    let refused = try Binaries.run(
-      pilotfish, ["request", "GET", "quitquitquit", "--debug-port=\(sidecar.statusPort)"], environment: env)
+    let refused = try await onThread {
+      try Binaries.run(
+        pilotfish, ["request", "GET", "quitquitquit", "--debug-port=\(sidecar.statusPort)"], environment: env)
+    }
     #expect(refused.status == 1)
     #expect(refused.output.contains("HTTP status code 405"), "\(refused.output)")
-    let badPort = try Binaries.run(pilotfish, ["request", "GET", "stats", "--debug-port", "1234"])
+    let badPort = try await onThread {
+      try Binaries.run(pilotfish, ["request", "GET", "stats", "--debug-port", "1234"])
+    }
     #expect(badPort.status != 0)
     #expect(badPort.output.contains("--debug-port"))
   }

@@ -20,12 +20,15 @@ struct SidecarIdentityTests {
     #expect(await eventually { FileManager.default.fileExists(atPath: socket) }, "\(sidecar.stderr)")
     let out = sidecar.root.path + "/sds-client-" + UUID().uuidString.prefix(6)
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-    let result = try await runOnThread(
-      "/usr/bin/env",
-      [
-        "python3", Binaries.helper("sds_client.py"), "--socket", socket, "--names",
-        names.joined(separator: ","), "--responses", "\(responses)", "--out", out, "--timeout", "\(timeout)",
-      ])
+    let result = try await onThread {
+      try Binaries.run(
+        "/usr/bin/env",
+        [
+          "python3", Binaries.helper("sds_client.py"), "--socket", socket, "--names",
+          names.joined(separator: ","), "--responses", "\(responses)", "--out", out, "--timeout",
+          "\(timeout)",
+        ])
+    }
     return (result.status, result.output, try readResponses(SDSResponse.self, in: out))
   }
 
@@ -127,12 +130,14 @@ struct SidecarIdentityTests {
     #expect(mode == 0o600)
     let out = sidecar.root.path + "/ads-out"
     try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-    let relayed = try await runOnThread(
-      "/usr/bin/env",
-      [
-        "python3", Binaries.helper("ads_client.py"), "--socket", xds, "--type",
-        "type.googleapis.com/envoy.config.cluster.v3.Cluster", "--out", out, "--timeout", "15",
-      ])
+    let relayed = try await onThread {
+      try Binaries.run(
+        "/usr/bin/env",
+        [
+          "python3", Binaries.helper("ads_client.py"), "--socket", xds, "--type",
+          "type.googleapis.com/envoy.config.cluster.v3.Cluster", "--out", out, "--timeout", "15",
+        ])
+    }
     await ca.stop()
     #expect(sidecar.process.isRunning, "the agent died: \(sidecar.stderr)")
     #expect(relayed.status == 3)
@@ -144,9 +149,11 @@ struct SidecarIdentityTests {
     defer { sidecar.cleanUp() }
     let pki = try OpenSSLPKI(directory: sidecar.root.path + "/pki")
     try pki.leaf("leaf", spiffe: "spiffe://example.org/ns/shop/sa/mounted")
-    try OpenSSLPKI.sh(
-      "mkdir -p etc/certs && cp pki/leaf.pem etc/certs/cert-chain.pem && cp pki/leaf.key etc/certs/key.pem"
-        + " && cp pki/ca.pem etc/certs/root-cert.pem", in: sidecar.root.path)
+    try await onThread {
+      try OpenSSLPKI.sh(
+        "mkdir -p etc/certs && cp pki/leaf.pem etc/certs/cert-chain.pem && cp pki/leaf.key etc/certs/key.pem"
+          + " && cp pki/ca.pem etc/certs/root-cert.pem", in: sidecar.root.path)
+    }
     try sidecar.process.run()
     let result = try await Self.client(sidecar, names: ["default", "ROOTCA"])
     let response = try #require(result.responses.first, "\(result.output)\n\(sidecar.stderr)")

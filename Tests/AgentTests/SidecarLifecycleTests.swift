@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Agent
@@ -115,9 +116,11 @@ import Testing
     // The injector's preStop hook, exactly (but on the test's status port).
     var env = ProcessInfo.processInfo.environment
     env["PILOTFISH_REQUEST_ANY_PORT"] = "true"
-    let result = try Binaries.run(
-      try Binaries.pilotfish(), ["request", "--debug-port=\(sidecar.statusPort)", "POST", "drain"],
-      environment: env)
+    let result = try await onThread {
+      try Binaries.run(
+        try Binaries.pilotfish(), ["request", "--debug-port=\(sidecar.statusPort)", "POST", "drain"],
+        environment: env)
+    }
     #expect(result.status == 0, "\(result.output)")
     #expect(result.output == "OK\n")
     #expect(
@@ -232,7 +235,8 @@ import Testing
     let result = try await run(arguments: ["--templateFile", "/etc/istio/custom.json"])
     #expect(result.status == 1)
     #expect(
-      result.stderr.contains("--templateFile /etc/istio/custom.json: custom Go bootstrap templates are not supported")
+      result.stderr.contains(
+        "--templateFile /etc/istio/custom.json: custom Go bootstrap templates are not supported")
         && result.stderr.contains("ISTIO_BOOTSTRAP_OVERRIDE"), "\(result.stderr)")
     #expect(!result.started)
   }
@@ -241,7 +245,8 @@ import Testing
     let missing = try await run(environment: ["ISTIO_BOOTSTRAP_OVERRIDE": "/nonexistent/override.yaml"])
     #expect(missing.status == 1)
     #expect(
-      missing.stderr.contains("ISTIO_BOOTSTRAP_OVERRIDE /nonexistent/override.yaml: cannot read"), "\(missing.stderr)")
+      missing.stderr.contains("ISTIO_BOOTSTRAP_OVERRIDE /nonexistent/override.yaml: cannot read"),
+      "\(missing.stderr)")
     let ttl = try await run(environment: ["SECRET_TTL": "soon"])
     #expect(ttl.status == 1 && ttl.stderr.contains("SECRET_TTL: invalid duration \"soon\""), "\(ttl.stderr)")
     let ratio = try await run(environment: ["SECRET_GRACE_PERIOD_RATIO": "2"])

@@ -47,7 +47,7 @@ struct XDSProxyTests {
         "\(responses)", "--out", out, "--timeout", "\(timeout)",
       ]
       if delta { arguments.append("--delta") }
-      let result = try await runOnThread("/usr/bin/env", arguments)
+      let result = try await onThread { try Binaries.run("/usr/bin/env", arguments) }
       return (result.status, result.output, try readResponses([String: String].self, in: out))
     }
 

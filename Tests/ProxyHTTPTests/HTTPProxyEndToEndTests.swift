@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import ProxyCore
 import SwiftProtobuf
+import TestSupport
 import Testing
 
 @testable import ProxyHTTP
@@ -362,9 +363,12 @@ import Testing
     ]
     let pipe = Pipe()
     process.standardOutput = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    let output = try await onThread { () throws -> Data in
+      try process.run()
+      let output = pipe.fileHandleForReading.readDataToEndOfFile()
+      process.waitUntilExit()
+      return output
+    }
     #expect(process.terminationStatus == 0)
     let text = String(decoding: output, as: UTF8.self)
     #expect(text.contains("GET /one HTTP/1.1"))

@@ -425,22 +425,6 @@ func chunkedBody(total: Int, chunk: Int) -> [UInt8] {
   return out
 }
 
-/// A value handed to another thread by a test that knows only one thread uses it at a time.
-struct UncheckedBox<Value>: @unchecked Sendable {
-  var value: Value
-}
-
-/// Runs blocking work on a thread of its own, so the test pool's threads (two on this machine) are not
-/// held and the work's timing does not depend on them.
-func onThread<T>(_ body: @escaping () throws -> T) async throws -> T {
-  let work = UncheckedBox(value: body)
-  let result = try await withCheckedThrowingContinuation {
-    (continuation: CheckedContinuation<UncheckedBox<T>, any Error>) in
-    Thread { continuation.resume(with: Result { UncheckedBox(value: try work.value()) }) }.start()
-  }
-  return result.value
-}
-
 struct TestFailure: Error, CustomStringConvertible {
   var description: String
   init(_ description: String) { self.description = description }
