@@ -68,7 +68,7 @@ struct UpstreamConnectorTests {
     }
   }
 
-  @Test("a handshake still in flight (full accept queue) falls back to NIO's connect and its timeout")
+  @Test("a handshake still in flight (full accept queue) is left to NIO's connect and its timeout")
   func inFlightFallsBack() async throws {
     // A listener that never accepts, with the smallest backlog: once its queue is full, SYNs are dropped.
     let listener = socket(AF_INET, CInt(SOCK_STREAM.rawValue), 0)
@@ -95,14 +95,17 @@ struct UpstreamConnectorTests {
     let cluster = UpstreamCluster(config: config, stats: try StatsStore(config: StatsConfig()))
     let host = UpstreamHost(address: .socket(destination))
     let loop = group.next()
-    let started = Date()
-    await #expect {
-      try await loop.flatSubmit { UpstreamConnector.connect(to: host, cluster: cluster, on: loop) }.get()
-    } throws: { error in
-      if case ChannelError.connectTimeout = error { return true }
-      return false
+    // The connector then connects through NIO: its timeout fires (the SYN is dropped again), or the kernel
+    // completed the handshake meanwhile. An in-flight handshake must never surface as an error of its own.
+    do {
+      let channel = try await loop.flatSubmit {
+        UpstreamConnector.connect(to: host, cluster: cluster, on: loop)
+      }.get()
+      try await channel.close()
+    } catch ChannelError.connectTimeout {
+    } catch {
+      Issue.record("connecting to a full accept queue failed with \(error)")
     }
-    #expect(Date().timeIntervalSince(started) >= 0.25)
     try await group.shutdownGracefully()
   }
 
