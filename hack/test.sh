@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): installs what is missing, builds, runs every test.
+# The test command (README, .ci/run): installs what is missing, builds, runs every test (arguments, if any,
+# go to one `swift test`, e.g. --filter X).
 # Tests that need root and network namespaces run when root; with CI=true (or PILOTFISH_PRIVILEGED_TESTS=1)
 # they must run, so a missing privilege fails the run instead of skipping.
 set -euo pipefail
@@ -11,4 +12,20 @@ if [ "${CI:-}" = "true" ]; then export PILOTFISH_PRIVILEGED_TESTS=1; fi
 for ns in $(ip netns list 2>/dev/null | awk '/^pf-/{print $1}'); do ip netns del "$ns" 2>/dev/null || true; done
 
 swift build --build-tests
-swift test --skip-build --disable-xctest "$@"
+if (($#)); then
+  exec swift test --skip-build --disable-xctest "$@"
+fi
+# One test process per test target. Swift Testing runs tests on the cooperative pool (a thread per core, two on
+# the CI machines): a target whose tests block on child processes, namespaces or sockets for seconds must not
+# starve another target's async tests into their timeouts.
+failed=()
+for dir in Tests/*/; do
+  target=$(basename "$dir")
+  echo "hack/test.sh: $target" >&2
+  swift test --skip-build --disable-xctest --filter "^$target\." || failed+=("$target")
+done
+if ((${#failed[@]})); then
+  echo "hack/test.sh: failed: ${failed[*]}" >&2
+  exit 1
+fi
+echo "hack/test.sh: every test target passed" >&2
