@@ -81,7 +81,7 @@ def wrk(url, seconds, connections, close=False):
 
 class SyscallCount:
     """System calls a process makes while it runs, counted by `perf stat` on the raw_syscalls tracepoint
-    (every thread of the process). Unavailable without perf or tracepoint access: `value` is then None."""
+    (every thread of the process). Without perf or tracepoint access, `stop()` returns None."""
 
     def __init__(self, pid):
         self.proc = None
