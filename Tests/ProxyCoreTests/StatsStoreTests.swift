@@ -171,6 +171,28 @@ struct StatsHistogramTests {
     #expect(LogLinearBins().quantiles([0.5])[0].isNaN)
   }
 
+  @Test func insertionOrderAndMergingDoNotChangeQuantiles() {
+    let values: [Double] = [250, 0.5, 12, 0, 3.3, 12.4, 0.5, 9999, 1, 47, 3.31, 0.02]
+    var ascending = LogLinearBins()
+    for v in values.sorted() { ascending.insert(v) }
+    var shuffled = LogLinearBins()
+    for v in values.reversed() { shuffled.insert(v) }
+    var merged = LogLinearBins()
+    var half = LogLinearBins()
+    for (i, v) in values.enumerated() {
+      if i % 2 == 0 { merged.insert(v) } else { half.insert(v) }
+    }
+    merged.merge(half)
+    let qs = [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1]
+    #expect(shuffled == ascending)
+    #expect(merged == ascending)
+    #expect(ascending.total == UInt64(values.count))
+    // The median falls in the bin of the 6th and 7th smallest values, 3.3 and 3.31: [3.3, 3.4).
+    let median = ascending.quantiles([0.5])[0]
+    #expect(median >= 3.3 && median < 3.4)
+    #expect(shuffled.quantiles(qs) == ascending.quantiles(qs))
+  }
+
   @Test func intervalIsTheLastClosedInterval() throws {
     let store = try StatsStore(config: StatsConfig())
     let h = store.histogram("h")

@@ -25,36 +25,52 @@ struct LogLinearBins: Sendable, Equatable {
     }
   }
 
-  private(set) var counts: [Bin: UInt64] = [:]
+  /// The bins seen so far, ascending, and their counts: a value finds its bin by binary search (no
+  /// hashing on the request path) and quantiles walk them in order without sorting.
+  private var bins: [Bin] = []
+  private var counts: [UInt64] = []
   private(set) var total: UInt64 = 0
 
   var isEmpty: Bool { total == 0 }
 
   mutating func insert(_ value: Double) {
-    counts[Self.bin(for: value), default: 0] &+= 1
-    total &+= 1
+    add(Self.bin(for: value), count: 1)
   }
 
   mutating func merge(_ other: LogLinearBins) {
-    for (bin, n) in other.counts { counts[bin, default: 0] &+= n }
-    total &+= other.total
+    for i in other.bins.indices { add(other.bins[i], count: other.counts[i]) }
+  }
+
+  private mutating func add(_ bin: Bin, count: UInt64) {
+    var low = 0
+    var high = bins.count
+    while low < high {
+      let mid = (low + high) / 2
+      if bins[mid] < bin { low = mid + 1 } else { high = mid }
+    }
+    if low < bins.count && bins[low] == bin {
+      counts[low] &+= count
+    } else {
+      bins.insert(bin, at: low)
+      counts.insert(count, at: low)
+    }
+    total &+= count
   }
 
   /// Quantiles for `qs` (fractions in [0, 1], ascending); NaN for each when empty.
   func quantiles(_ qs: [Double]) -> [Double] {
     guard total > 0 else { return qs.map { _ in .nan } }
-    let bins = counts.keys.sorted()
     var out: [Double] = []
     out.reserveCapacity(qs.count)
     var index = 0
     var below: UInt64 = 0
-    var through = counts[bins[0]]!
+    var through = counts[0]
     for q in qs {
       let target = q * Double(total)
       while index < bins.count - 1 && Double(through) < target {
         index += 1
         below = through
-        through += counts[bins[index]]!
+        through += counts[index]
       }
       let bin = bins[index]
       let inBin = Double(through - below)

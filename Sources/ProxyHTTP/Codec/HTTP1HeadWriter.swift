@@ -59,9 +59,8 @@ package enum HTTP1HeadWriter {
     _ head: HTTP1Head, from source: UnsafeRawBufferPointer, rewrite: HTTP1HeadRewrite = HTTP1HeadRewrite(),
     body: UnsafeRawBufferPointer? = nil, into buffer: inout ByteBuffer
   ) {
-    var extra = 64 + (body?.count ?? 0) + (rewrite.target?.utf8.count ?? 0) + (rewrite.host?.utf8.count ?? 0)
-    for (name, value) in rewrite.addedHeaders { extra += name.utf8.count + value.utf8.count + 4 }
-    buffer.reserveCapacity(minimumWritableBytes: head.length + extra)
+    buffer.reserveCapacity(
+      minimumWritableBytes: capacity(for: head, rewrite: rewrite, bodyBytes: body?.count ?? 0))
 
     // Kept lines are contiguous in the source more often than not: copy them in runs.
     var runStart = 0
@@ -109,6 +108,14 @@ package enum HTTP1HeadWriter {
     }
     buffer.writeStaticString("\r\n")
     if let body { buffer.writeBytes(body) }
+  }
+
+  /// The bytes `write` may need (an upper bound): allocate the output buffer with it, so writing never
+  /// grows it.
+  package static func capacity(for head: HTTP1Head, rewrite: HTTP1HeadRewrite, bodyBytes: Int) -> Int {
+    var extra = 64 + bodyBytes + (rewrite.target?.utf8.count ?? 0) + (rewrite.host?.utf8.count ?? 0)
+    for (name, value) in rewrite.addedHeaders { extra += name.utf8.count + value.utf8.count + 4 }
+    return head.length + extra
   }
 
   /// `write` over a `ByteBuffer` whose readable bytes start where the head started.
@@ -168,17 +175,21 @@ package enum HTTP1HeadWriter {
   /// Writes `name: value` when `isValidField` holds; otherwise writes nothing. One pass over the
   /// contiguous UTF-8 of each string.
   private static func writeFieldIfValid(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+    func write(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>) {
+      guard isValidField(name: name, value: value) else { return }
+      buffer.writeBytes(UnsafeRawBufferPointer(name))
+      buffer.writeStaticString(": ")
+      buffer.writeBytes(UnsafeRawBufferPointer(value))
+      buffer.writeStaticString("\r\n")
+    }
+    // Native strings lend their UTF-8 in place (no copy of either string on the request path).
+    let done = name.utf8.withContiguousStorageIfAvailable { name in
+      value.utf8.withContiguousStorageIfAvailable { value in write(name, value) } != nil
+    }
+    guard done != true else { return }
     var name = name
     var value = value
-    name.withUTF8 { name in
-      value.withUTF8 { value in
-        guard isValidField(name: name, value: value) else { return }
-        buffer.writeBytes(UnsafeRawBufferPointer(name))
-        buffer.writeStaticString(": ")
-        buffer.writeBytes(UnsafeRawBufferPointer(value))
-        buffer.writeStaticString("\r\n")
-      }
-    }
+    name.withUTF8 { name in value.withUTF8 { value in write(name, value) } }
   }
 
   /// A token name and a value of field characters without leading/trailing whitespace.

@@ -33,9 +33,10 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     var host: UpstreamHost?
     var upstream: HTTPUpstreamHandler?
     /// Request bytes waiting for the upstream connection.
-    var pendingUpstream: [ByteBuffer] = []
-    /// Request bytes written to a reused connection whose first write is not confirmed yet.
-    var unconfirmed: [ByteBuffer]?
+    var pendingUpstream = ByteBufferQueue()
+    /// Request bytes written to a reused connection before any flush of them returned: if that
+    /// connection closes now, none of them reached the upstream and the request can go out again.
+    var unconfirmed: ByteBufferQueue?
     var retried = false
     var connecting = false
     var upstreamStart: NIODeadline?
@@ -152,7 +153,11 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   private func flushUpstream() {
-    stream?.upstream?.flush()
+    guard let stream, let upstream = stream.upstream else { return }
+    upstream.flush()
+    // A failed write closes the connection inside the flush (and `upstreamReset` retries); if the
+    // connection is still this stream's, the bytes reached the kernel.
+    if stream.unconfirmed != nil && stream.upstream === upstream { stream.unconfirmed = nil }
   }
 
   func read(context: ChannelHandlerContext) {
@@ -459,12 +464,13 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       }
 
       // The head as it goes upstream, with a small body in the same buffer.
-      var rewrite = requestRewrite(
+      let rewrite = requestRewrite(
         head, headBytes: headBytes, stream: stream, forward: forward, target: target, authority: authority,
         targetRewritten: targetRewritten, authorityRewritten: authorityRewritten)
-      rewrite.version = .http11
-      var out = context!.channel.allocator.buffer(capacity: head.length + 256)
       let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? false
+      var out = context!.channel.allocator.buffer(
+        capacity: HTTP1HeadWriter.capacity(
+          for: head, rewrite: rewrite, bodyBytes: coalesce ? body!.readableBytes : 0))
       HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
       if head.expectsContinue && !config.proxy100Continue && head.version == .http11 {
         var reply = context!.channel.allocator.buffer(capacity: 32)
@@ -487,7 +493,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     _ head: HTTP1Head, headBytes: ByteBuffer, stream: Stream, forward: ForwardAction, target: String,
     authority: String, targetRewritten: Bool, authorityRewritten: Bool
   ) -> HTTP1HeadRewrite {
-    var rewrite = HTTP1HeadRewrite()
+    var rewrite = HTTP1HeadRewrite(version: .http11)
     let route = stream.route!
     let vhost = stream.virtualHost!
     let global = config.routeConfig.headers
@@ -647,7 +653,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
     guard self.stream === stream, !stream.finished else { return }
     stream.connecting = false
-    stream.pendingUpstream = []
+    stream.pendingUpstream = ByteBufferQueue()
     proxy.logger.debug(
       "upstream connect failed",
       metadata: [
@@ -665,41 +671,16 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     stream.upstreamStart = .now()
     upstream.attach(self, method: stream.method)
     let pending = stream.pendingUpstream
-    stream.pendingUpstream = []
-    if reused && !stream.retried {
-      // A pooled connection may have been closed by the peer: until the first write is confirmed,
-      // keep the bytes so the request can go out once more on a fresh connection.
-      stream.unconfirmed = pending
-      let promise = upstream.channel!.eventLoop.makePromise(of: Void.self)
-      for (i, bytes) in pending.enumerated() { upstream.write(bytes, promise: i == 0 ? promise : nil) }
-      promise.futureResult.assumeIsolated().whenComplete { result in
-        switch result {
-        case .success:
-          stream.unconfirmed = nil
-        case .failure:
-          self.retryAfterResetBeforeRequest(stream, failed: upstream)
-        }
-      }
-    } else {
-      for bytes in pending { upstream.write(bytes) }
-    }
+    stream.pendingUpstream = ByteBufferQueue()
+    // A pooled connection may have been closed by the peer: the bytes are kept until a flush has put
+    // them in the kernel (`flushUpstream`), so a close before that sends the request once more on a new
+    // connection (`upstreamReset`). No promise per request: its allocation and callback cost more
+    // than the request's own bookkeeping.
+    if reused && !stream.retried { stream.unconfirmed = pending }
+    pending.forEach { upstream.write($0) }
     // Inside a downstream read the read-complete flushes; otherwise (connect completed) flush now.
-    if !inDownstreamRead { upstream.flush() }
+    if !inDownstreamRead { flushUpstream() }
     resumeReadingIfPaused()
-  }
-
-  /// The first write to a reused connection failed, so no request byte reached the upstream: send the
-  /// request once more on a new connection.
-  private func retryAfterResetBeforeRequest(_ stream: Stream, failed: HTTPUpstreamHandler) {
-    guard self.stream === stream, !stream.finished, stream.status == nil, stream.upstream === failed,
-      let bytes = stream.unconfirmed, let host = stream.host, let cluster = stream.clusterState?.cluster
-    else { return }
-    stream.retried = true
-    stream.unconfirmed = nil
-    stream.upstream = nil
-    failed.detach(reuse: false)
-    stream.pendingUpstream = bytes
-    acquireUpstream(stream, cluster: cluster, host: host, allowPooled: false)
   }
 
   // MARK: Called by the upstream handler (same loop)
@@ -715,7 +696,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     let action = machine.responseHeadStarted(
       status: status, draining: proxy.drain.shouldClose(connection.listener.direction),
       bodyUntilClose: framing == .untilClose)
-    var rewrite = HTTP1HeadRewrite()
+    var drop: [Int] = []
     var close = false
     switch action {
     case .upgrade:
@@ -727,7 +708,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     var added: [(name: String, value: String)] = []
     added.reserveCapacity(3)
     headBytes.withUnsafeReadableBytes { raw in
-      var drop: [Int] = []
       if config.serverHeaderTransformation != .passThrough {
         var hasServer = false
         for index in head.fields.indices {
@@ -755,7 +735,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
           absentAmongAdded: false,
           added: &added, drop: &drop)
       }
-      rewrite.dropIndices = drop
       if stream.responseHeaders == nil && !filter.accessLogFormats.isEmpty {
         stream.responseHeaders = Self.headerMap(head, headBytes)
       }
@@ -765,9 +744,12 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     } else if machine.stream?.requestKeepAlive == true && head.version == .http10 {
       added.append(("connection", "keep-alive"))
     }
-    rewrite.addedHeaders = added
-    var out = context.channel.allocator.buffer(capacity: head.length + 128)
+    // Built once here and passed as a constant, so the writer borrows it instead of copying it.
+    let rewrite = HTTP1HeadRewrite(dropIndices: drop, addedHeaders: added)
     let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? true
+    var out = context.channel.allocator.buffer(
+      capacity: HTTP1HeadWriter.capacity(
+        for: head, rewrite: rewrite, bodyBytes: coalesce ? body?.readableBytes ?? 0 : 0))
     HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
     stream.sent &+= UInt64(out.readableBytes)
     context.write(wrapOutboundOut(out), promise: nil)
@@ -928,7 +910,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     stream.upstream?.detach(reuse: false)
     stream.upstream = nil
     stream.connecting = false
-    stream.pendingUpstream = []
+    stream.pendingUpstream = ByteBufferQueue()
     // The rest of the request body will not be read: say so.
     if machine.stream?.requestComplete == false { machine.closeAfterResponse() }
     let action = machine.responseHeadStarted(

@@ -71,12 +71,8 @@ final class HTTPUpstreamHandler: ChannelDuplexHandler {
     host.requestsActive.wrappingAdd(1, ordering: .relaxed)
   }
 
-  func write(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
-    guard let context else {
-      promise?.fail(ChannelError.ioOnClosedChannel)
-      return
-    }
-    context.write(wrapOutboundOut(bytes), promise: promise)
+  func write(_ bytes: ByteBuffer) {
+    context?.write(wrapOutboundOut(bytes), promise: nil)
   }
 
   func flush() { context?.flush() }
