@@ -470,7 +470,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? false
       var out = context!.channel.allocator.buffer(
         capacity: HTTP1HeadWriter.capacity(
-          for: head, rewrite: rewrite, bodyBytes: coalesce ? body!.readableBytes : 0))
+          for: head, rewrite: rewrite, bodyBytes: coalesce ? body?.readableBytes ?? 0 : 0))
       HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
       if head.expectsContinue && !config.proxy100Continue && head.version == .http11 {
         var reply = context!.channel.allocator.buffer(capacity: 32)
@@ -674,8 +674,8 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     stream.pendingUpstream = ByteBufferQueue()
     // A pooled connection may have been closed by the peer: the bytes are kept until a flush has put
     // them in the kernel (`flushUpstream`), so a close before that sends the request once more on a new
-    // connection (`upstreamReset`). No promise per request: its allocation and callback cost more
-    // than the request's own bookkeeping.
+    // connection (`upstreamReset`). No write promise: it cost an allocation, a callback and a
+    // generic-metadata lookup on every pooled request.
     if reused && !stream.retried { stream.unconfirmed = pending }
     pending.forEach { upstream.write($0) }
     // Inside a downstream read the read-complete flushes; otherwise (connect completed) flush now.
