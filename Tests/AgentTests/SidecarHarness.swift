@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Agent
@@ -43,25 +44,37 @@ func killAndReap(_ process: Process) {
   _ = reap(process, timeout: .seconds(5))
 }
 
-/// A TCP port nothing listens on right now (bound to port 0, then released).
+/// Ports `freePort` has handed out in this test process.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// A TCP port on 127.0.0.1 that nothing listens on now and that this process has not handed out before.
+/// It is drawn below the kernel's ephemeral range (32768 and up by default): asking the kernel for port 0
+/// could return the same port to two parallel tests, or to an outgoing connection, between the release
+/// here and the bind in the process under test — the cause of "port collision" and wrong probe results
+/// in CI.
 func freePort() -> Int {
+  while true {
+    let candidate = Int.random(in: 20_000..<32_768)
+    guard handedOutPorts.withLock({ $0.insert(candidate).inserted }), canBind(candidate) else { continue }
+    return candidate
+  }
+}
+
+/// Whether 127.0.0.1:`port` can be bound right now (the socket is closed again at once).
+private func canBind(_ port: Int) -> Bool {
   let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  guard fd >= 0 else { return false }
   defer { close(fd) }
   var address = sockaddr_in()
   address.sin_family = sa_family_t(AF_INET)
   address.sin_addr.s_addr = inet_addr("127.0.0.1")
-  address.sin_port = 0
-  _ = withUnsafePointer(to: &address) {
+  address.sin_port = in_port_t(UInt16(port).bigEndian)
+  let result = withUnsafePointer(to: &address) {
     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
       bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
     }
   }
-  var bound = sockaddr_in()
-  var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-  _ = withUnsafeMutablePointer(to: &bound) {
-    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-  }
-  return Int(UInt16(bigEndian: bound.sin_port))
+  return result == 0
 }
 
 enum Binaries {
