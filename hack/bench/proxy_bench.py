@@ -349,12 +349,15 @@ def main():
         print(f"wrk -t1 -c{args.connections} -d{args.duration}s, 1 KiB responses from nginx, medians of {args.runs} runs")
         print(f"{'variant':48} {'rps':>9} {'×HAProxy':>9} {'p50 ms':>7} {'p99 ms':>7} {'µs CPU/req':>11} "
               f"{'×HAProxy CPU':>13} {'syscalls/req':>13}")
-        for name, proxy, _, close in variants:
-            peer = None
+        def peer_of(name):
             if name.startswith("pilotfish tcp_proxy"):
-                peer = name.replace("pilotfish tcp_proxy", "haproxy tcp")
-            elif name.startswith("pilotfish http"):
-                peer = "haproxy http"
+                return name.replace("pilotfish tcp_proxy", "haproxy tcp")
+            if name.startswith("pilotfish http"):
+                return "haproxy http"
+            return None
+
+        for name, proxy, _, close in variants:
+            peer = peer_of(name)
             rps = median(name, "rps")
             cpu = median(name, "us_per_req")
             ratio = f"{rps / median(peer, 'rps'):.2f}" if peer else "–"
@@ -363,6 +366,18 @@ def main():
             calls_text = "–" if calls != calls else f"{calls:.1f}"  # NaN: no proxy, or perf unavailable
             print(f"{name:48} {rps:9.0f} {ratio:>9} {median(name, 'p50'):7.2f} {median(name, 'p99'):7.2f} "
                   f"{cpu:11.1f} {cpu_ratio:>13} {calls_text:>13}")
+        # Each run measures pilotfish right after HAProxy, so a per-run ratio cancels the machine's slow drift
+        # between runs; its median and range show how far one run can be trusted.
+        print()
+        print("×HAProxy CPU per run (pilotfish / HAProxy in the same run): median [min–max]")
+        for name, _, _, _ in variants:
+            peer = peer_of(name)
+            if not peer:
+                continue
+            ratios = [a["us_per_req"] / b["us_per_req"] for a, b in zip(results[name], results[peer])
+                      if b["us_per_req"] > 0]
+            if ratios:
+                print(f"  {name:48} {statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]")
         print()
         t_direct = statistics.median(results["throughput direct"])
         t_ha = statistics.median(results["throughput haproxy tcp"])
