@@ -2,7 +2,8 @@
 """pilotfish-proxy vs HAProxy vs direct, one worker each, on loopback. Called by hack/bench-proxy.sh.
 
 Every variant puts the same nginx (one worker, 1 KiB response) behind the proxy and drives it with wrk.
-Variants alternate within each run; the table shows medians over --runs. CPU per request is the proxy
+Variants alternate within each run; the table shows medians over --runs, then the per-run pilotfish/HAProxy
+CPU ratios (median and range), which cancel the machine's drift between runs. CPU per request is the proxy
 process's own user+system time divided by the requests it carried, which is the fair comparison on a
 2-core box where wrk and nginx compete for the same CPUs (see ../shared/docs/proxy-performance.md); system
 calls per request are counted the same way with `perf stat` (shown as – without perf).
