@@ -24,11 +24,17 @@ struct UpstreamConnectorTests {
     var nodelay: CInt = 0
     var length = socklen_t(MemoryLayout<CInt>.size)
     #expect(getsockopt(fd, CInt(IPPROTO_TCP), TCP_NODELAY, &nodelay, &length) == 0 && nodelay == 1)
+    // The banner comes once the server's accept thread runs: wait for it as long as a loaded CI machine may
+    // need (the socket is non-blocking), not a fixed second.
     var buffer = [UInt8](repeating: 0, count: 16)
     var received = 0
-    for _ in 0..<100 where received < 5 {
+    let deadline = ContinuousClock.now + .seconds(15)
+    while received < 5 && ContinuousClock.now < deadline {
+      var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      guard poll(&ready, 1, 100) > 0 else { continue }
       let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + received, $0.count - received, 0) }
-      if n > 0 { received += n } else { usleep(10_000) }
+      if n <= 0 { break }
+      received += n
     }
     #expect(String(decoding: buffer[0..<received], as: UTF8.self) == "hello")
     withExtendedLifetime(server) {}  // its deinit closes the listener, and with it a connection not yet accepted
