@@ -56,7 +56,11 @@ final class ResettingOrigin: @unchecked Sendable {
   /// Lets the first connection send its reset.
   func reset() { resetSignal.signal() }
 
-  func close() { shutdown(fd, Int32(SHUT_RDWR)) }
+  /// Stops accepting, and releases a first connection still waiting for `reset()` (a test that failed early).
+  func close() {
+    shutdown(fd, Int32(SHUT_RDWR))
+    resetSignal.signal()
+  }
 
   deinit { Glibc.close(fd) }
 

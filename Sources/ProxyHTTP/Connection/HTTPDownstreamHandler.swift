@@ -744,7 +744,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     } else if machine.stream?.requestKeepAlive == true && head.version == .http10 {
       added.append(("connection", "keep-alive"))
     }
-    // Built once here and passed as a constant, so the writer borrows it instead of copying it.
     let rewrite = HTTP1HeadRewrite(dropIndices: drop, addedHeaders: added)
     let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? true
     var out = context.channel.allocator.buffer(
