@@ -185,13 +185,13 @@ let package = Package(
     ),
     .testTarget(
       name: "InterceptionTests",
-      dependencies: ["Interception"],
+      dependencies: ["Interception", "TestSupport"],
       exclude: ["Golden"],
       swiftSettings: swiftSettings
     ),
     .testTarget(
       name: "EnvoyAPITests",
-      dependencies: ["EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      dependencies: ["EnvoyAPI", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
       swiftSettings: swiftSettings
     ),
     .testTarget(
@@ -243,14 +243,14 @@ let package = Package(
     ),
     .testTarget(
       name: "InjectorTests",
-      dependencies: ["Injector"],
+      dependencies: ["Injector", "TestSupport"],
       exclude: ["Golden"],
       swiftSettings: swiftSettings
     ),
     // Scenario tests: real rules in network namespaces the tests create, real processes.
     .testTarget(
       name: "EndToEndTests",
-      dependencies: ["Interception"],
+      dependencies: ["Interception", "TestSupport"],
       exclude: ["Helpers"],
       swiftSettings: swiftSettings
     ),

@@ -138,7 +138,26 @@ struct PilotfishProxy: AsyncParsableCommand {
   @Flag(name: .customLong("version"), help: "Print the version and exit.")
   var version = false
 
+  /// Seconds that still fit in a 64-bit nanosecond count (about 292 years).
+  static let maxSeconds: UInt64 = UInt64(Int64.max / 1_000_000_000 - 1)
+  /// Worker threads: far above any machine this runs on, low enough that a typo fails clearly instead
+  /// of exhausting threads.
+  static let maxConcurrency: UInt32 = 1024
+
   mutating func validate() throws {
+    for (flag, value) in [
+      ("--drain-time-s", drainTimeSeconds), ("--parent-shutdown-time-s", parentShutdownTimeSeconds),
+    ] where value > Self.maxSeconds {
+      throw ValidationError("\(flag): \(value) seconds is out of range (at most \(Self.maxSeconds))")
+    }
+    if fileFlushIntervalMilliseconds > Self.maxSeconds * 1000 {
+      throw ValidationError(
+        "--file-flush-interval-msec: \(fileFlushIntervalMilliseconds) is out of range (at most \(Self.maxSeconds * 1000))"
+      )
+    }
+    if let concurrency, concurrency > Self.maxConcurrency {
+      throw ValidationError("--concurrency: \(concurrency) is out of range (at most \(Self.maxConcurrency))")
+    }
     if let componentLogLevel {
       do {
         _ = try ProxyOptions.parseComponentLogLevels(componentLogLevel)

@@ -52,7 +52,7 @@ package struct BootstrapValidator {
         }
       }
     }
-    if requireAdmin {
+    if requireAdmin || bootstrap.admin.hasAddress {
       try checkAddress(
         bootstrap.admin.hasAddress ? bootstrap.admin.address : nil, path: "admin.address", what: "admin")
     }
@@ -65,6 +65,9 @@ package struct BootstrapValidator {
     case .socketAddress(let socket)?:
       guard !socket.address.isEmpty else {
         throw fail(path + ".socket_address.address", "\(what) address is empty")
+      }
+      if case .portValue(let port)? = socket.portSpecifier, port > 65535 {
+        throw fail(path + ".socket_address.port_value", "\(port) is not a port number (0-65535)")
       }
     case .pipe(let pipe)?:
       guard !pipe.path.isEmpty else { throw fail(path + ".pipe.path", "\(what) pipe path is empty") }

@@ -42,6 +42,10 @@ package enum ProxyMain {
       output("configuration '\(configName)' OK")
       return 0
     case .serve, .initOnly:
+      if let files = OpenFilesLimit.raiseToHard() {
+        let raised = files.after > files.before ? " (raised from \(files.before))" : ""
+        logger.info("open files limit \(files.after)\(raised)")
+      }
       let server: ProxyServer
       do {
         server = try ProxyServer(

@@ -1,6 +1,7 @@
 import EnvoyAPI
 import Foundation
 import SwiftProtobuf
+import TestSupport
 import Testing
 
 @testable import Agent
@@ -14,20 +15,9 @@ enum OfficialProtos {
   static let required = ProcessInfo.processInfo.environment["CI"] == "true"
 
   static func python(_ args: [String], stdin: String) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3"] + args
-    let input = Pipe()
-    let output = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    input.fileHandleForWriting.write(Data(stdin.utf8))
-    try input.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    let child = try ChildProcess.run(
+      "/usr/bin/env", ["python3"] + args, input: Data(stdin.utf8), timeout: .seconds(120))
+    return (child.exitStatus ?? -1, child.stdoutText + child.stderrText)
   }
 
   /// Runs `script` on `json` and returns the printed fields; fails when python3 rejects the JSON.

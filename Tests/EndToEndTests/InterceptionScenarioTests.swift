@@ -3,7 +3,7 @@ internal import Testing
 
 /// The interception spec, end to end: `pilotfish istio-iptables` run as a real process in a pod namespace, real
 /// connections from real processes under different uids, for every backend.
-@Suite(.serialized) struct InterceptionScenarioTests {
+@Suite(.serialized, .enabled(if: Privilege.shouldRun, "needs root (network namespaces)")) struct InterceptionScenarioTests {
   static let backends = ["nftables", "iptables-legacy", "iptables-nft"]
 
   /// Istio's injector flags plus exclusions: an excluded range, an excluded outbound port, an excluded

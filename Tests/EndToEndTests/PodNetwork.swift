@@ -1,4 +1,5 @@
 internal import Foundation
+internal import TestSupport
 internal import Testing
 
 /// A "pod" network namespace joined to a "remote" one by two veth pairs, created by a test and removed by it.
@@ -77,7 +78,7 @@ final class PodNetwork {
   func close() {
     // SIGKILL: a child can inherit a blocked SIGTERM from the test runner's threads.
     for server in servers where server.isRunning { kill(server.processIdentifier, SIGKILL) }
-    for server in servers { server.waitUntilExit() }
+    for server in servers { _ = ChildProcess.reap(server, timeout: .seconds(10)) }
     servers = []
     _ = try? Self.run(
       "/bin/sh", ["-c", "ip netns del \(pod) 2>/dev/null; ip netns del \(remote) 2>/dev/null; true"])
@@ -87,23 +88,10 @@ final class PodNetwork {
 
   @discardableResult
   static func run(_ executable: String, _ arguments: [String]) throws -> Output {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
+    let child = try ChildProcess.run(executable, arguments, timeout: .seconds(120))
     return Output(
-      status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-      stderr: String(decoding: errData, as: UTF8.self))
+      status: child.termination.exitStatusOrFailure, stdout: child.stdoutText,
+      stderr: child.exitStatus == nil ? "\(child.termination)\n" + child.stderrText : child.stderrText)
   }
 
   /// Runs a command inside a namespace.
@@ -206,6 +194,9 @@ enum Privilege {
     let env = ProcessInfo.processInfo.environment
     return env["CI"] == "true" || env["PILOTFISH_PRIVILEGED_TESTS"] == "1"
   }
+
+  /// Use as `.enabled(if: Privilege.shouldRun, ...)`: false (a visible skip) only when a skip is acceptable.
+  static var shouldRun: Bool { getuid() == 0 || mandatory }
 
   static func require(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
     if getuid() == 0 { return true }

@@ -1,11 +1,12 @@
 internal import Foundation
+internal import TestSupport
 internal import Testing
 
 /// The demo as a test: a pod namespace with `pilotfish istio-iptables` rules, `pilotfish proxy sidecar
 /// --pod-metadata` (no istiod) supervising the real `pilotfish-proxy` as uid 1337, an application in the pod
 /// and a server outside it. Traffic both ways is intercepted and delivered; health and merged metrics answer;
 /// SIGTERM drains and exits cleanly.
-@Suite("pilotfish proxy sidecar in a pod, no control plane", .serialized)
+@Suite("pilotfish proxy sidecar in a pod, no control plane", .serialized, .enabled(if: Privilege.shouldRun, "needs root (network namespaces)"))
 struct SidecarAgentTests {
   @Test func agentAndProxyCarryTrafficWithoutIstiod() throws {
     guard Privilege.require() else { return }
@@ -79,9 +80,9 @@ struct SidecarAgentTests {
 
     // SIGTERM: drain, stop the proxy, exit 0.
     kill(agent.processIdentifier, SIGTERM)
-    agent.waitUntilExit()
+    let termination = ChildProcess.reap(agent, timeout: .seconds(60))
     let output = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    #expect(agent.terminationStatus == 0, "\(output)")
+    #expect(termination == .exited(0), "\(termination): \(output)")
     #expect(output.contains("drain_listeners?inboundonly&graceful"), "\(output)")
     #expect(try net.interception(["--cleanup-only"]).status == 0)
   }

@@ -1,11 +1,12 @@
 internal import Foundation
+internal import TestSupport
 internal import Testing
 
 /// The proxy behind real interception rules: a pod namespace with `pilotfish istio-iptables` REDIRECT
 /// rules and `pilotfish-proxy` running as uid 1337 with an Istio-shaped static config (virtualOutbound with
 /// use_original_dst and a hand-off listener, virtualInbound with the original_dst listener filter and the
 /// 127.0.0.6 passthrough).
-@Suite("pilotfish-proxy behind interception rules", .serialized)
+@Suite("pilotfish-proxy behind interception rules", .serialized, .enabled(if: Privilege.shouldRun, "needs root (network namespaces)"))
 struct SidecarProxyTests {
   static var proxyBinary: String {
     URL(fileURLWithPath: PodNetwork.pilotfish).deletingLastPathComponent().appendingPathComponent(
@@ -127,10 +128,10 @@ struct SidecarProxyTests {
 
     // SIGTERM: clean exit.
     kill(proxy.processIdentifier, SIGTERM)
-    proxy.waitUntilExit()
+    let termination = ChildProcess.reap(proxy, timeout: .seconds(30))
     #expect(
-      proxy.terminationStatus == 0,
-      "\(String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+      termination == .exited(0),
+      "\(termination): \(String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
     #expect(try net.interception(["--cleanup-only"]).status == 0)
   }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The official Envoy protos, as Python classes from PyPI's `xds-protos`, driven through
@@ -62,15 +63,7 @@ struct OfficialPeer {
   }
 
   private static func python(_ arguments: [String]) throws -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3"] + arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+    let child = try ChildProcess.run("/usr/bin/env", ["python3"] + arguments, timeout: .seconds(120))
+    return (child.exitStatus ?? -1, "\(child.termination)\n" + child.stdoutText + child.stderrText)
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Injector
@@ -248,9 +249,9 @@ enum ExternalTools {
     process.standardOutput = try FileHandle(forWritingTo: output)
     process.standardError = try FileHandle(forWritingTo: errors)
     try process.run()
-    process.waitUntilExit()
+    let termination = ChildProcess.reap(process, timeout: .seconds(120))
     return Result(
-      status: process.terminationStatus,
+      status: termination.exitStatusOrFailure,
       stdout: (try? String(contentsOf: output, encoding: .utf8)) ?? "",
       stderr: (try? String(contentsOf: errors, encoding: .utf8)) ?? "")
   }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Injector
@@ -70,19 +71,11 @@ struct KubernetesSchemaTests {
 
   /// Runs a command; its exit status and combined output.
   static func run(_ arguments: [String]) -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
     do {
-      try process.run()
+      let child = try ChildProcess.run("/usr/bin/env", arguments, timeout: .seconds(120))
+      return (child.exitStatus ?? -1, child.stdoutText + child.stderrText)
     } catch {
       return (127, "\(error)")
     }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
   }
 }

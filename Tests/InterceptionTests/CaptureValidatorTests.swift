@@ -2,6 +2,7 @@ internal import Foundation
 internal import Glibc
 internal import Interception
 internal import Logging
+internal import TestSupport
 internal import Testing
 
 /// `--run-validation` for real: each test creates a network namespace, installs redirect rules in
@@ -289,25 +290,13 @@ private struct ValidatorNamespace: Sendable {
 
   @discardableResult
   static func command(_ argv: [String], input: String? = nil) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = argv
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-    try stdin.fileHandleForWriting.close()
-    let printed = output.fileHandleForReading.readDataToEndOfFile()
-    let complaint = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
+    let child = try ChildProcess.run(
+      "/usr/bin/env", argv, input: Data((input ?? "").utf8), timeout: .seconds(60))
+    let printed = child.stdout
+    guard child.termination == .exited(0) else {
       throw ValidatorCommandFailed(
-        argv: argv, status: process.terminationStatus,
-        stderr: String(decoding: complaint, as: UTF8.self))
+        argv: argv, status: child.termination.exitStatusOrFailure,
+        stderr: "\(child.termination): " + child.stderrText)
     }
     return String(decoding: printed, as: UTF8.self)
   }

@@ -1,5 +1,6 @@
 internal import Foundation
 internal import Interception
+internal import TestSupport
 internal import Testing
 
 /// TPROXY policy routing: the pure parts everywhere, the netlink parts for real inside a network
@@ -261,21 +262,11 @@ private struct Namespace: Sendable {
   /// exit, with the standard error in the message.
   @discardableResult
   static func run(_ argv: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = argv
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let output = out.fileHandleForReading.readDataToEndOfFile()
-    let errors = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
+    let child = try ChildProcess.run("/usr/bin/env", argv, timeout: .seconds(60))
+    let output = child.stdout
+    guard child.termination == .exited(0) else {
       throw CommandFailed(
-        description: "\(argv.joined(separator: " ")) exited \(process.terminationStatus): "
-          + String(decoding: errors, as: UTF8.self))
+        description: "\(argv.joined(separator: " ")) ended with \(child.termination): " + child.stderrText)
     }
     return String(decoding: output, as: UTF8.self)
   }

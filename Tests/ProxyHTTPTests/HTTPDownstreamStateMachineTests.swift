@@ -7,11 +7,11 @@ import Testing
 
   @Test func keepAliveExchange() {
     var m = Machine()
-    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true))
+    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true, downstreamWritable: true))
     m.requestStarted(keepAlive: true)
     m.requestCompleted()
-    #expect(!m.shouldRead(hasBacklog: true, upstreamWritable: true))  // a pipelined request waits
-    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: false))  // reading on to see a FIN
+    #expect(!m.shouldRead(hasBacklog: true, upstreamWritable: true, downstreamWritable: true))  // a pipelined request waits
+    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: false, downstreamWritable: true))  // reading on to see a FIN
     #expect(
       m.responseHeadStarted(status: 200, draining: false, bodyUntilClose: false)
         == .writeHead(close: false, drainClose: false))
@@ -50,8 +50,8 @@ import Testing
     #expect(
       m.responseHeadStarted(status: 200, draining: false, bodyUntilClose: false)
         == .writeHead(close: false, drainClose: false))
-    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true))
-    #expect(!m.shouldRead(hasBacklog: false, upstreamWritable: false))  // backpressure
+    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true, downstreamWritable: true))
+    #expect(!m.shouldRead(hasBacklog: false, upstreamWritable: false, downstreamWritable: true))  // backpressure
     m.requestCompleted()  // an echo: the request ends before the response
     #expect(m.responseCompleted() == .keepAlive)
 
@@ -86,8 +86,8 @@ import Testing
     m.requestCompleted()
     #expect(m.responseHeadStarted(status: 101, draining: false, bodyUntilClose: false) == .upgrade)
     #expect(m.isTunnel)
-    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true))
-    #expect(!m.shouldRead(hasBacklog: false, upstreamWritable: false))
+    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true, downstreamWritable: true))
+    #expect(!m.shouldRead(hasBacklog: false, upstreamWritable: false, downstreamWritable: true))
     #expect(m.clientInputClosed() == .halfCloseTunnel)
   }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built `pilotfish-proxy` on bootstraps written to a temporary directory, the way pilot-agent
@@ -28,22 +29,17 @@ import Testing
     try runTool(try binary().path, arguments)
   }
 
-  /// Runs another program (curl, promtool) and collects its output.
+  /// Runs another program (curl, promtool) and collects its output (bounded: a hung child is killed and
+  /// reported as status -1; a child killed by a signal reports 128 + the signal, never a plain exit code).
   static func runTool(_ path: String, _ arguments: [String]) throws -> Run {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    let errData = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return Run(
-      status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-      stderr: String(decoding: errData, as: UTF8.self))
+    let child = try ChildProcess.run(path, arguments, timeout: .seconds(60))
+    let status: Int32
+    switch child.termination {
+    case .exited(let code): status = code
+    case .signaled(let signal): status = 128 + signal
+    case .timedOut: status = -1
+    }
+    return Run(status: status, stdout: child.stdoutText, stderr: child.stderrText)
   }
 
   /// Writes `text` as `name` in a fresh temporary directory and returns its path.

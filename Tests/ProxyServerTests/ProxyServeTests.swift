@@ -14,13 +14,25 @@ struct ProxyServeTests {
     let admin: String
     let stderr = Pipe()
 
-    init(bootstrap: String, extra: [String] = []) throws {
+    /// `ulimit`: shell `ulimit` arguments applied before the proxy is exec'd (same pid), e.g. `["-Sn", "100"]`.
+    init(bootstrap: String, extra: [String] = [], ulimit: [String]? = nil) throws {
       let config = try ProxyCommandLineTests.write(bootstrap, as: "bootstrap.yaml")
       let addressFile = URL(fileURLWithPath: config).deletingLastPathComponent().appendingPathComponent(
         "admin"
       ).path
-      process.executableURL = try ProxyCommandLineTests.binary()
-      process.arguments = ["-c", config, "--admin-address-path", addressFile, "--concurrency", "1"] + extra
+      let arguments = ["-c", config, "--admin-address-path", addressFile, "--concurrency", "1"] + extra
+      if let ulimit {
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments =
+          [
+            "-c", "ulimit \(ulimit.joined(separator: " ")) && exec \"$0\" \"$@\"",
+            try ProxyCommandLineTests.binary().path,
+          ]
+          + arguments
+      } else {
+        process.executableURL = try ProxyCommandLineTests.binary()
+        process.arguments = arguments
+      }
       process.standardError = stderr
       process.standardOutput = FileHandle.nullDevice
       try process.run()
@@ -66,7 +78,33 @@ struct ProxyServeTests {
 
     func stop() {
       if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-      process.waitUntilExit()
+      _ = ChildProcess.reap(process, timeout: .seconds(10))
+    }
+
+    /// User + system CPU time the proxy has used, from /proc.
+    func cpuTime() -> Duration? {
+      guard
+        let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+        let close = text.lastIndex(of: ")")
+      else { return nil }
+      let fields = text[text.index(after: close)...].split(separator: " ")
+      // After the command: state is field 3 of stat, utime and stime are fields 14 and 15.
+      guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else {
+        return nil
+      }
+      let ticks = Int64(sysconf(Int32(_SC_CLK_TCK)))
+      return .milliseconds((user + system) * 1000 / max(ticks, 1))
+    }
+
+    /// The soft and hard open-files limits of the running proxy, from /proc.
+    func openFilesLimits() -> (soft: String, hard: String)? {
+      guard
+        let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/limits", encoding: .utf8),
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Max open files") })
+      else { return nil }
+      let parts = line.dropFirst("Max open files".count).split(separator: " ")
+      guard parts.count >= 2 else { return nil }
+      return (String(parts[0]), String(parts[1]))
     }
 
     deinit { stop() }
@@ -184,7 +222,7 @@ struct ProxyServeTests {
 
     // /quitquitquit: OK, then a clean exit.
     #expect(try proxy.request("/quitquitquit", method: "POST").1 == "OK")
-    proxy.process.waitUntilExit()
+    _ = ChildProcess.reap(proxy.process, timeout: .seconds(20))
     #expect(proxy.process.terminationStatus == 0)
   }
 
@@ -265,7 +303,7 @@ struct ProxyServeTests {
     let proxy = try RunningProxy(bootstrap: Self.bootstrap(upstreamPort: upstream.port))
     #expect(proxy.waitUntilLive())
     kill(proxy.process.processIdentifier, SIGTERM)
-    proxy.process.waitUntilExit()
+    _ = ChildProcess.reap(proxy.process, timeout: .seconds(20))
     #expect(proxy.process.terminationStatus == 0)
   }
 

@@ -7,22 +7,40 @@ internal import Synchronization
 /// Buffered access-log files shared by all connections. Lines are appended under a short lock and written
 /// by `flush()`, which the composition root calls every `--file-flush-interval-msec` (and at exit), so
 /// the event loops never block on file I/O.
+///
+/// Bounded: each file buffers at most `maxBufferedBytes` (lines written but not yet taken by the file
+/// included). A line that does not fit is dropped whole and counted in `droppedLines`, so a stdout nobody
+/// reads (a stuck log collector) costs a counter, never memory. `flush` never blocks on such a file: it
+/// writes only what the file takes now (a pipe or socket is polled before each write of at most
+/// `PIPE_BUF` bytes) and keeps the rest for the next flush.
 package final class AccessLogSink: Sendable {
   private struct File {
     var fd: Int32
+    /// A regular file takes every write at once; a pipe, socket or terminal may block.
+    var isRegular: Bool
     var buffer: [UInt8] = []
+    /// Bytes taken out by a flush that is writing them now.
+    var inFlight = 0
   }
 
   private let files = Mutex<[String: File]>([:])
-  /// A buffer beyond this size is written at once by the next `flush()` caller.
   private let maxBuffered: Int
+  private let dropped = Atomic<UInt64>(0)
 
   /// Validation mode: `open` checks the directory is writable but creates nothing.
   private let validateOnly: Bool
 
-  package init(maxBufferedBytes: Int = 64 * 1024, validateOnly: Bool = false) {
-    self.maxBuffered = maxBufferedBytes
+  package init(maxBufferedBytes: Int = 4 * 1024 * 1024, validateOnly: Bool = false) {
+    self.maxBuffered = max(1, maxBufferedBytes)
     self.validateOnly = validateOnly
+  }
+
+  /// Lines dropped so far because their file's buffer was full.
+  package var droppedLines: UInt64 { dropped.load(ordering: .relaxed) }
+
+  /// Bytes buffered now over every file (in-flight writes included).
+  package var bufferedBytes: Int {
+    files.withLock { $0.values.reduce(0) { $0 + $1.buffer.count + $1.inFlight } }
   }
 
   /// Opens (creating, appending) the file now so a bad path fails at configuration time.
@@ -35,7 +53,7 @@ package final class AccessLogSink: Sendable {
       case "/dev/stderr": fd = STDERR_FILENO
       default:
         if validateOnly {
-          let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+          let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
           guard access(directory.isEmpty ? "/" : directory, W_OK) == 0 else {
             throw ProxyConfigError(
               "path", "cannot open access log \(path): \(String(cString: strerror(errno)))")
@@ -48,36 +66,77 @@ package final class AccessLogSink: Sendable {
             "path", "cannot open access log \(path): \(String(cString: strerror(errno)))")
         }
       }
-      files[path] = File(fd: fd)
+      var status = stat()
+      let isRegular = fstat(fd, &status) == 0 && (status.st_mode & S_IFMT) == S_IFREG
+      files[path] = File(fd: fd, isRegular: isRegular)
     }
   }
 
   package func append(_ line: String, to path: String) {
-    files.withLock { files in
-      files[path]?.buffer.append(contentsOf: line.utf8)
+    let fits = files.withLock { files -> Bool in
+      guard let used = files[path].map({ $0.buffer.count + $0.inFlight }) else { return true }
+      guard used + line.utf8.count <= maxBuffered else { return false }
+      files[path]?.buffer.append(contentsOf: line.utf8)  // in place: the buffer is not copied
+      return true
     }
+    if !fits { dropped.add(1, ordering: .relaxed) }
   }
 
-  /// Writes everything buffered. Safe to call from any thread; blocking writes happen outside the lock.
-  package func flush() {
-    let pending: [(Int32, [UInt8])] = files.withLock { files in
-      var out: [(Int32, [UInt8])] = []
-      for key in files.keys where !(files[key]!.buffer.isEmpty) {
-        out.append((files[key]!.fd, files[key]!.buffer))
-        files[key]!.buffer.removeAll(keepingCapacity: true)
+  /// Writes what each file takes. `waitingUpTo`: how long to wait for a pipe or socket that is full
+  /// (zero: write only what it takes now). Safe to call from any thread; writes happen outside the lock.
+  package func flush(waitingUpTo wait: Duration = .zero) {
+    let pending: [(path: String, fd: Int32, isRegular: Bool, bytes: [UInt8])] = files.withLock { files in
+      var out: [(String, Int32, Bool, [UInt8])] = []
+      for (path, var file) in files where !file.buffer.isEmpty && file.inFlight == 0 {
+        out.append((path, file.fd, file.isRegular, file.buffer))
+        file.inFlight = file.buffer.count
+        file.buffer = []
+        files[path] = file
       }
       return out
     }
-    for (fd, bytes) in pending {
-      bytes.withUnsafeBytes { raw in
-        var offset = 0
-        while offset < raw.count {
-          let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-          if n < 0 && errno == EINTR { continue }
-          if n <= 0 { return }
-          offset += n
+    let deadline = ContinuousClock.now + wait
+    for item in pending {
+      let written = Self.write(item.bytes, to: item.fd, isRegular: item.isRegular, deadline: deadline)
+      files.withLock { files in
+        guard var file = files[item.path] else { return }
+        files[item.path] = nil
+        file.inFlight = 0
+        if written < item.bytes.count {
+          // Not taken yet: first in line for the next flush.
+          file.buffer = Array(item.bytes[written...]) + file.buffer
         }
+        files[item.path] = file
       }
+    }
+  }
+
+  /// Writes as much of `bytes` as `fd` takes before `deadline`; returns how many bytes were written.
+  private static func write(
+    _ bytes: [UInt8], to fd: Int32, isRegular: Bool, deadline: ContinuousClock.Instant
+  )
+    -> Int
+  {
+    bytes.withUnsafeBytes { raw in
+      var offset = 0
+      while offset < raw.count {
+        var chunk = raw.count - offset
+        if !isRegular {
+          // A write of at most PIPE_BUF bytes to a pipe that polls writable does not block.
+          chunk = min(chunk, Int(PIPE_BUF))
+          let left = deadline - ContinuousClock.now
+          let millis = left <= .zero ? 0 : Int32(clamping: left.components.seconds * 1000 + 1)
+          var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+          let ready = poll(&poller, 1, millis)
+          if ready < 0 && errno == EINTR { continue }
+          guard ready > 0, poller.revents & Int16(POLLOUT) != 0 else { return offset }
+        }
+        let n = Glibc.write(fd, raw.baseAddress! + offset, chunk)
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return offset }
+        offset += n
+      }
+      return offset
     }
   }
 }

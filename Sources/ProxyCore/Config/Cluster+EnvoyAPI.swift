@@ -104,6 +104,20 @@ extension Cluster {
       warnings.append(ProxyConfigWarning("outlier_detection", "outlier detection is not supported; ignored"))
     }
     typedExtensionProtocolOptions = proto.typedExtensionProtocolOptions
+    let httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    if let any = typedExtensionProtocolOptions[httpOptionsKey] {
+      // Read again by the HTTP pools: a value they could not use must fail the load, not a request.
+      let path = "typed_extension_protocol_options[\(httpOptionsKey)]"
+      guard let options = try? Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions(unpackingAny: any)
+      else {
+        throw ProxyConfigError(path, "is not a valid \(httpOptionsKey)")
+      }
+      if options.hasCommonHTTPProtocolOptions && options.commonHTTPProtocolOptions.hasIdleTimeout {
+        _ = try DurationConversion.timeAmount(
+          options.commonHTTPProtocolOptions.idleTimeout,
+          path: path + ".common_http_protocol_options.idle_timeout")
+      }
+    }
     if proto.hasLoadAssignment {
       endpoints = try Self.endpoints(proto.loadAssignment, discovery: discovery, path: "load_assignment")
     }

@@ -111,14 +111,28 @@ extension AccessLogFormat {
   }
 }
 
-/// protobuf Duration → TimeAmount, rejecting negative values.
+/// protobuf Duration → TimeAmount, rejecting negative values and values a 64-bit nanosecond count cannot
+/// hold (about 292 years; protobuf allows 10,000 years, and a bootstrap or an xDS push is untrusted input).
 package enum DurationConversion {
+  /// The largest whole number of seconds that, with any `nanos`, fits in `Int64` nanoseconds.
+  package static let maxSeconds: Int64 = Int64.max / 1_000_000_000 - 1
+
   package static func timeAmount(_ duration: Google_Protobuf_Duration, path: String) throws(ProxyConfigError)
     -> TimeAmount
   {
-    guard duration.seconds >= 0, duration.nanos >= 0 else {
-      throw ProxyConfigError(path, "must not be negative")
+    guard let value = checkedTimeAmount(duration) else {
+      if duration.seconds < 0 || duration.nanos < 0 { throw ProxyConfigError(path, "must not be negative") }
+      throw ProxyConfigError(
+        path, "\(duration.seconds)s is out of range (at most \(maxSeconds)s, and nanos below 1e9)")
     }
+    return value
+  }
+
+  /// The duration as a TimeAmount, or nil when it is negative or out of range.
+  package static func checkedTimeAmount(_ duration: Google_Protobuf_Duration) -> TimeAmount? {
+    guard duration.seconds >= 0, duration.seconds <= maxSeconds, duration.nanos >= 0,
+      duration.nanos < 1_000_000_000
+    else { return nil }
     return .nanoseconds(duration.seconds * 1_000_000_000 + Int64(duration.nanos))
   }
 }

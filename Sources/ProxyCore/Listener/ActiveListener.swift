@@ -96,6 +96,9 @@ struct ListenerStats: Sendable {
   let noFilterChainMatch: Counter
   let preCxActive: Gauge
   let preCxTimeout: Counter
+  /// Pilotfish's own: accept(2) failed for lack of file descriptors (or kernel memory) and the listener
+  /// paused accepting for a moment instead of retrying at once.
+  let acceptFdExhausted: Counter
 
   init(store: StatsStore, prefix: String) {
     let scope = store.scope("listener.\(prefix)")
@@ -108,5 +111,6 @@ struct ListenerStats: Sendable {
     noFilterChainMatch = scope.counter("no_filter_chain_match")
     preCxActive = scope.gauge("downstream_pre_cx_active")
     preCxTimeout = scope.counter("downstream_pre_cx_timeout")
+    acceptFdExhausted = scope.counter("downstream_cx_accept_fd_exhausted")
   }
 }

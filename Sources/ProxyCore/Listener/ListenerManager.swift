@@ -1,6 +1,7 @@
 package import Logging
 package import NIOCore
 package import NIOPosix
+internal import Synchronization
 
 #if canImport(Glibc)
   internal import Glibc
@@ -76,7 +77,7 @@ package final class ListenerManager: Sendable {
     let config = listener.config
     let limit = max(32 * 1024, config.perConnectionBufferLimitBytes)
     var bootstrap = ServerBootstrap(group: group)
-      .serverChannelOption(.backlog, value: Int32(config.backlog))
+      .serverChannelOption(.backlog, value: Int32(clamping: config.backlog))
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
     if case .v6 = config.address {
       bootstrap = bootstrap.serverChannelOption(
@@ -90,6 +91,25 @@ package final class ListenerManager: Sendable {
           level: isV6 ? SocketOptionLevel(IPPROTO_IPV6) : SocketOptionLevel(IPPROTO_IP),
           name: isV6 ? 75 : 19),  // IPV6_TRANSPARENT, IP_TRANSPARENT
         value: 1)
+    }
+    // accept(2) failing with EMFILE/ENFILE leaves the connection in the backlog and the listening socket
+    // readable: the listener pauses for 100 ms instead of retrying at once, counted and logged.
+    let stats = listener.stats
+    let logger = proxy.logger
+    let lastLog = LastSecond()
+    bootstrap = bootstrap.serverChannelInitializer { channel in
+      channel.eventLoop.makeCompletedFuture {
+        try channel.pipeline.syncOperations.addHandler(
+          AcceptPauseHandler { error in
+            stats.acceptFdExhausted.inc()
+            let now = Int64(clamping: NIODeadline.now().uptimeNanoseconds / 1_000_000_000)
+            if lastLog.second.exchange(now, ordering: .relaxed) != now {
+              logger.warning(
+                "cannot accept connections: \(error); pausing the listener for 100 ms (raise the open-files limit)",
+                metadata: ["proxy.listener": "\(listener.name)"])
+            }
+          })
+      }
     }
     // Child options are set synchronously in `accept` (not `childChannelOption`, which applies each one
     // through a chain of futures per connection).
@@ -224,4 +244,9 @@ package struct ListenerError: Error, Equatable, Sendable, CustomStringConvertibl
   package var reason: String
 
   package var description: String { "listener '\(listener)': cannot bind to \(address): \(reason)" }
+}
+
+/// The second (on the monotonic clock) something was last logged: one line per second at most.
+private final class LastSecond: Sendable {
+  let second = Atomic<Int64>(0)
 }

@@ -41,8 +41,11 @@ package final class DrainState: Sendable {
 
   /// Starts draining; `gradual` spreads the closes over `drainTime`.
   package func start(inboundOnly: Bool, gradual: Bool = false, drainTime: Duration = .zero) {
+    // Saturating: a drain time beyond ~292 years is "forever", not an overflow.
+    let seconds = drainTime.components.seconds
     let nanos =
-      drainTime.components.seconds * 1_000_000_000 + drainTime.components.attoseconds / 1_000_000_000
+      seconds >= Int64.max / 1_000_000_000
+      ? Int64.max : seconds * 1_000_000_000 + drainTime.components.attoseconds / 1_000_000_000
     drainNanoseconds.store(max(0, nanos), ordering: .relaxed)
     startedAt.store(NIODeadline.now().uptimeNanoseconds.clampedToInt64, ordering: .relaxed)
     self.gradual.store(gradual, ordering: .relaxed)

@@ -48,6 +48,7 @@ struct LoadBalancer: ~Copyable, Sendable {
   /// The host whose cumulative-weight interval contains `ticket mod total`.
   private static func weighted(_ hosts: [UpstreamHost], ticket: UInt64) -> UpstreamHost {
     let total = hosts.reduce(0) { $0 + UInt64($1.weight) }
+    guard total > 0 else { return hosts[Int(ticket % UInt64(hosts.count))] }
     var point = ticket % total
     for host in hosts {
       if point < UInt64(host.weight) { return host }

@@ -141,8 +141,8 @@ extension HTTPConnectionManagerConfig {
       _ = try DurationConversion.timeAmount(proto.delayedCloseTimeout, path: "delayed_close_timeout")
     }
     if proto.hasRequestHeadersTimeout {
-      warnings.append(
-        ProxyConfigWarning("request_headers_timeout", "request_headers_timeout is not enforced yet"))
+      let t = try DurationConversion.timeAmount(proto.requestHeadersTimeout, path: "request_headers_timeout")
+      requestHeadersTimeout = t == .zero ? nil : t
     }
     if proto.mergeSlashes || (proto.hasNormalizePath && proto.normalizePath.value) {
       warnings.append(

@@ -32,6 +32,9 @@ package struct HTTPConnectionManagerConfig: Sendable {
   package var streamIdleTimeout: TimeAmount? = .minutes(5)
   /// The whole request must arrive within this; nil = off (Envoy's default).
   package var requestTimeout: TimeAmount?
+  /// The request head must be complete this long after its first byte (408, then close); nil = off
+  /// (Envoy's default). A partial head is also bound by `streamIdleTimeout` and `requestTimeout`.
+  package var requestHeadersTimeout: TimeAmount?
   /// A connection with no active request for this long is closed; nil = off (Envoy: 1 h).
   package var idleTimeout: TimeAmount? = .hours(1)
   /// Accepted for HTTP/2 GOAWAY; HTTP/1 connections close after their current response when draining.

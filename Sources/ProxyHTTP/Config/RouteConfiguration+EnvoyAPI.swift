@@ -257,7 +257,8 @@ extension ForwardAction {
         throw ProxyConfigError(
           path + ".weighted_clusters.clusters", "the sum of the weights must be greater than 0")
       }
-      if weighted.hasTotalWeight, weighted.totalWeight.value != UInt32(clusters.reduce(0) { $0 + $1.weight })
+      if weighted.hasTotalWeight,
+        UInt32(exactly: clusters.reduce(0) { $0 + $1.weight }) != weighted.totalWeight.value
       {
         throw ProxyConfigError(
           path + ".weighted_clusters.total_weight", "does not equal the sum of the weights")

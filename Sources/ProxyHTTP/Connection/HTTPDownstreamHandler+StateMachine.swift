@@ -146,11 +146,12 @@ extension HTTPDownstreamHandler {
     }
 
     /// Whether the handler should ask the channel for more bytes. Bytes of a pipelined request wait in
-    /// `backlog`; reading stops only when such a backlog exists or the upstream cannot take more.
-    func shouldRead(hasBacklog: Bool, upstreamWritable: Bool) -> Bool {
+    /// `backlog`; reading stops when such a backlog exists, when the upstream cannot take more, or,
+    /// between requests, when the client is not reading its responses (`downstreamWritable` false).
+    func shouldRead(hasBacklog: Bool, upstreamWritable: Bool, downstreamWritable: Bool) -> Bool {
       switch state {
       case .closing: return false
-      case .idle: return true
+      case .idle: return downstreamWritable
       case .tunnel: return upstreamWritable
       case .active(let stream):
         if stream.requestComplete { return !hasBacklog }

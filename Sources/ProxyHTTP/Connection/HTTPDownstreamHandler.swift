@@ -67,6 +67,10 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   private var stream: Stream?
   /// A partial head (idle) or the bytes of pipelined requests (while a stream is active).
   private var pendingInput: ByteBuffer?
+  /// When the first byte of a request head that is still partial arrived (no stream yet): Envoy's stream
+  /// exists from that byte on, so the request-headers, request and stream-idle timeouts run from here and
+  /// the connection idle timeout does not.
+  private var headStart: NIODeadline?
   private var readPending = false
   private var lastActivity = NIODeadline.now()
   private var timer: Scheduled<Void>?
@@ -144,6 +148,20 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     if bytes.readableBytes > 0 && !machine.isClosing {
       pendingInput = bytes
     }
+    trackPartialHead()
+  }
+
+  /// Starts (or ends) the clock of a request head that has begun to arrive but is not complete, or of
+  /// pipelined requests held back while the client does not read its responses.
+  private func trackPartialHead() {
+    if stream == nil && pendingInput != nil && !machine.isClosing && !machine.isTunnel {
+      if headStart == nil {
+        headStart = .now()
+        armTimer()
+      }
+    } else {
+      headStart = nil
+    }
   }
 
   func channelReadComplete(context: ChannelHandlerContext) {
@@ -168,7 +186,8 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       upstreamWritable = true
     }
     if machine.shouldRead(
-      hasBacklog: pendingInput != nil && stream != nil, upstreamWritable: upstreamWritable)
+      hasBacklog: pendingInput != nil && stream != nil, upstreamWritable: upstreamWritable,
+      downstreamWritable: context.channel.isWritable)
     {
       context.read()
     } else {
@@ -183,7 +202,15 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   func channelWritabilityChanged(context: ChannelHandlerContext) {
-    if context.channel.isWritable { stream?.upstream?.resumeReadingIfPaused() }
+    if context.channel.isWritable {
+      if let stream {
+        stream.upstream?.resumeReadingIfPaused()
+      } else {
+        // Pipelined requests held back while the client was not reading its responses.
+        processBacklog()
+        resumeReadingIfPaused()
+      }
+    }
     context.fireChannelWritabilityChanged()
   }
 
@@ -251,6 +278,10 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
         forwardRequestBody(stream, &bytes)
         continue
       }
+      // A client that pipelines requests and does not read the responses (local replies are written at
+      // once) must not grow the output without bound: the next request waits until the responses before
+      // it drained below the write watermark.
+      guard context?.channel.isWritable ?? false else { return }
       let result = bytes.withUnsafeReadableBytes { HTTP1HeadParser.parseRequest($0, limits: config.limits) }
       switch result {
       case .incomplete:
@@ -951,29 +982,42 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       self.stream = nil
       context.flush()
       armTimer()
-      if var backlog = pendingInput {
-        pendingInput = nil
-        processInput(&backlog)
-        if backlog.readableBytes > 0 && !machine.isClosing { pendingInput = backlog }
-        flushUpstream()
-      }
+      processBacklog()
       resumeReadingIfPaused()
     }
+  }
+
+  /// Handles pipelined requests already read while no stream is active.
+  private func processBacklog() {
+    guard stream == nil, var backlog = pendingInput else { return }
+    pendingInput = nil
+    processInput(&backlog)
+    if backlog.readableBytes > 0 && !machine.isClosing { pendingInput = backlog }
+    flushUpstream()
+    trackPartialHead()
   }
 
   /// A request rejected by the codec before a stream existed.
   private func codecError(_ error: HTTP1CodecError) {
     stats.cxProtocolError.inc()
+    replyBeforeHead(
+      status: error.httpStatus, body: HTTP1HeadWriter.reasonPhrase(error.httpStatus), flag: "DPE",
+      details: error.responseCodeDetails)
+  }
+
+  /// Answers a request whose head never completed (a codec error or a timeout) and closes the
+  /// connection after the reply.
+  private func replyBeforeHead(status: Int, body: String, flag: String?, details: String) {
+    guard machine.isIdle else { return }
     let stream = Stream(startTime: Self.wallClockNanos())
     self.stream = stream
+    headStart = nil
     machine.requestStarted(keepAlive: false)
     stats.rqTotal.inc()
     stats.rqHTTP1Total.inc()
     stats.rqActive.inc()
     machine.closeAfterResponse()
-    localReply(
-      stream, status: error.httpStatus, body: HTTP1HeadWriter.reasonPhrase(error.httpStatus), flag: "DPE",
-      details: error.responseCodeDetails)
+    localReply(stream, status: status, body: body, flag: flag, details: details)
   }
 
   /// Ends the current stream abruptly: the upstream is closed and so is the downstream.
@@ -1060,6 +1104,10 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       if let t = config.requestTimeout, machine.stream?.requestComplete == false {
         consider(stream.start + t)
       }
+    } else if let headStart {
+      if let t = config.requestHeadersTimeout { consider(headStart + t) }
+      if let t = config.requestTimeout { consider(headStart + t) }
+      if let t = config.streamIdleTimeout { consider(lastActivity + t) }
     } else if let t = config.idleTimeout {
       consider(lastActivity + t)
     }
@@ -1112,7 +1160,24 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
         }
         return
       }
-    } else if let t = config.idleTimeout, now >= lastActivity + t, pendingInput == nil {
+    } else if let headStart {
+      if let t = config.requestHeadersTimeout, now >= headStart + t {
+        stats.rqHeaderTimeout.inc()
+        replyBeforeHead(
+          status: 408, body: "request header timeout", flag: nil, details: "request_header_timeout")
+        return
+      }
+      if let t = config.requestTimeout, now >= headStart + t {
+        stats.rqTimeout.inc()
+        replyBeforeHead(status: 408, body: "request timeout", flag: nil, details: "request_overall_timeout")
+        return
+      }
+      if let t = config.streamIdleTimeout, now >= lastActivity + t {
+        stats.rqIdleTimeout.inc()
+        replyBeforeHead(status: 408, body: "stream timeout", flag: "SI", details: "stream_idle_timeout")
+        return
+      }
+    } else if let t = config.idleTimeout, now >= lastActivity + t {
       stats.cxIdleTimeout.inc()
       machine.close()
       context?.close(promise: nil)

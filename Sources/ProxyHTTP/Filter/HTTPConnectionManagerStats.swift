@@ -24,6 +24,7 @@ package struct HTTPConnectionManagerStats: Sendable {
   package let rqTime: Histogram
   package let rqTimeout: Counter
   package let rqIdleTimeout: Counter
+  package let rqHeaderTimeout: Counter
   package let rqRxReset: Counter
   package let rqTxReset: Counter
   package let rqWebSocket: Counter
@@ -56,6 +57,7 @@ package struct HTTPConnectionManagerStats: Sendable {
     rqTime = scope.histogram("downstream_rq_time")
     rqTimeout = scope.counter("downstream_rq_timeout")
     rqIdleTimeout = scope.counter("downstream_rq_idle_timeout")
+    rqHeaderTimeout = scope.counter("downstream_rq_header_timeout")
     rqRxReset = scope.counter("downstream_rq_rx_reset")
     rqTxReset = scope.counter("downstream_rq_tx_reset")
     rqWebSocket = scope.counter("downstream_rq_ws_on_non_ws_route")

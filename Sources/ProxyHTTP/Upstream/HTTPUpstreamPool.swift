@@ -149,9 +149,9 @@ final class HTTPClusterState {
       let options = try? Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions(unpackingAny: any),
       options.hasCommonHTTPProtocolOptions, options.commonHTTPProtocolOptions.hasIdleTimeout
     else { return .hours(1) }
-    let d = options.commonHTTPProtocolOptions.idleTimeout
-    guard d.seconds >= 0, d.nanos >= 0 else { return .hours(1) }
-    let ns = d.seconds * 1_000_000_000 + Int64(d.nanos)
-    return ns == 0 ? nil : .nanoseconds(ns)
+    guard let t = DurationConversion.checkedTimeAmount(options.commonHTTPProtocolOptions.idleTimeout) else {
+      return .hours(1)
+    }
+    return t == .zero ? nil : t
   }
 }

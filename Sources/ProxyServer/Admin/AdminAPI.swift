@@ -234,10 +234,10 @@ struct AdminAPI: Sendable {
     cli.mode = .serve
     cli.disableHotRestart = options.disableHotRestart
     cli.restartEpoch = options.restartEpoch
-    cli.drainTime.seconds = Int64(options.drainTimeSeconds)
-    cli.parentShutdownTime.seconds = Int64(options.parentShutdownTimeSeconds)
+    cli.drainTime.seconds = Int64(clamping: options.drainTimeSeconds)
+    cli.parentShutdownTime.seconds = Int64(clamping: options.parentShutdownTimeSeconds)
     cli.drainStrategy = options.drainStrategy == .immediate ? .immediate : .gradual
-    cli.fileFlushInterval.seconds = Int64(options.fileFlushIntervalMilliseconds / 1000)
+    cli.fileFlushInterval.seconds = Int64(clamping: options.fileFlushIntervalMilliseconds / 1000)
     cli.fileFlushInterval.nanos = Int32((options.fileFlushIntervalMilliseconds % 1000) * 1_000_000)
     info.commandLineOptions = cli
     info.node = server.bootstrap.node

@@ -3,6 +3,7 @@ package import Logging
 package import NIOCore
 internal import NIOHTTP1
 internal import NIOPosix
+internal import ProxyCore
 
 #if canImport(Glibc)
   internal import Glibc
@@ -33,6 +34,12 @@ struct AdminServer: Sendable {
     do {
       let channel = try await ServerBootstrap(group: group)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .serverChannelInitializer { channel in
+          // Out of descriptors: pause accepting for a moment instead of retrying accept(2) at once.
+          channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(AcceptPauseHandler(pause: .milliseconds(500)))
+          }
+        }
         .childChannelInitializer { channel in
           channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)

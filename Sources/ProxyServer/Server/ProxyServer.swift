@@ -185,11 +185,22 @@ package final class ProxyServer: Sendable {
   private func periodicHousekeeping() async {
     // Access logs every --file-flush-interval-msec (at least 10 ms); sampled gauges every second;
     // histogram intervals every 5 s (Envoy's default stats flush interval).
-    let tick = min(Duration.milliseconds(Int64(max(10, options.fileFlushIntervalMilliseconds))), .seconds(1))
+    let tick = min(
+      Duration.milliseconds(Int64(clamping: max(10, options.fileFlushIntervalMilliseconds))), .seconds(1))
     var sinceMerge = Duration.zero
+    let droppedLines = stats.counter("access_log_file.dropped_lines")
+    var droppedReported: UInt64 = 0
     while !Task.isCancelled {
       try? await Task.sleep(for: tick)
       accessLog.flush()
+      let dropped = accessLog.droppedLines
+      if dropped > droppedReported {
+        if droppedReported == 0 {
+          logger.warning("access log lines are being dropped: a log file or stdout is not taking writes")
+        }
+        droppedLines.add(dropped - droppedReported)
+        droppedReported = dropped
+      }
       state.refreshSampledGauges(connections: context.connections.count)
       sinceMerge += tick
       if sinceMerge >= .seconds(5) {
@@ -204,7 +215,7 @@ package final class ProxyServer: Sendable {
     let loop = group.next()
     try? await context.connections.closeAll(eventLoop: loop).get()
     try? await adminChannel?.close().get()
-    accessLog.flush()
+    accessLog.flush(waitingUpTo: .seconds(2))
     try? await group.shutdownGracefully()
     logger.info("exited cleanly")
   }
