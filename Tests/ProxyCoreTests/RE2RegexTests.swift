@@ -16,8 +16,10 @@ import Testing
     (#"(a*)*b"#, String(repeating: "a", count: 40), "ab"),
     (#"^(a|aa)+$"#, String(repeating: "a", count: 60) + "b", "aaa"),
     (#"(\w+\s?)+$"#, String(repeating: "word ", count: 12) + "!", "two words"),
-    (#"/(.*a){20}"#, "/" + String(repeating: "a", count: 19) + String(repeating: "b", count: 30),
-     "/" + String(repeating: "a", count: 20)),
+    (
+      #"/(.*a){20}"#, "/" + String(repeating: "a", count: 19) + String(repeating: "b", count: 30),
+      "/" + String(repeating: "a", count: 20)
+    ),
   ]
 
   @Test(arguments: hostile.indices)
@@ -73,7 +75,8 @@ import Testing
       Issue.record("a \(large.utf8.count)-byte pattern compiled")
     } catch {
       #expect(error.code == .invalidRegex)
-      #expect(error.message.contains("exceeds the limit of \(CompiledRegex.maxProgramSize)"), "\(error.message)")
+      #expect(
+        error.message.contains("exceeds the limit of \(CompiledRegex.maxProgramSize)"), "\(error.message)")
     }
     // Just under it compiles.
     #expect((try? CompiledRegex(String(repeating: "[a-z]{1000}", count: 10), what: "ok")) != nil)

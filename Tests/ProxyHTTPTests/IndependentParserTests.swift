@@ -95,7 +95,9 @@ import Testing
 
   static var cases: [Case] {
     var all: [Case] = requestVectors.map { Case(name: $0.name, raw: bytes($0.raw)) }
-    all += chunkedBodyVectors.map { Case(name: "chunked body \($0.0.debugDescription)", raw: bytes(chunkedHead + $0.0)) }
+    all += chunkedBodyVectors.map {
+      Case(name: "chunked body \($0.0.debugDescription)", raw: bytes(chunkedHead + $0.0))
+    }
     all += probes.map { Case(name: $0.0, raw: bytes($0.1)) }
     all += validRequests.map { Case(name: $0.0, raw: bytes($0.1), valid: true) }
     return all
@@ -122,13 +124,15 @@ import Testing
     "missing Host": "RFC 9112 §3.2: HTTP/1.1 requests must carry Host",
     "duplicate Host": "RFC 9112 §3.2: exactly one Host",
     "duplicate Host 1.0": "RFC 9112 §3.2: exactly one Host",
-    "Connection nominates CL": "Connection must not nominate framing headers (they would be stripped hop-by-hop)",
+    "Connection nominates CL":
+      "Connection must not nominate framing headers (they would be stripped hop-by-hop)",
     "Connection nominates Host": "Connection must not nominate Host",
     "Connection nominates 11": "Envoy's limit of 10 Connection tokens",
     "CONNECT with body": "a CONNECT request has no body; its bytes become the tunnel",
     "CONNECT with TE": "a CONNECT request has no body; its bytes become the tunnel",
     "chunked body \"5;=v\\r\\nhello\\r\\n\"": "a chunk extension needs a name (RFC 9112 §7.1.1)",
-    "chunked body \"5;a=\\r\\nhello\\r\\n\"": "a chunk extension value is a token or quoted-string, never empty",
+    "chunked body \"5;a=\\r\\nhello\\r\\n\"":
+      "a chunk extension value is a token or quoted-string, never empty",
     "chunked body \"5;a=b\\\"c\\\"\\r\\nhello\\r\\n\"": "a token value cannot continue with a quoted-string",
     "chunked body \"8000000000000000\\r\\n\"": "chunk sizes stop at 2^63-1; llhttp reads up to 2^64-1",
     "TE empty": "an empty Transfer-Encoding is no coding we can frame",
@@ -229,14 +233,16 @@ enum IndependentParsers {
     var shouldRun: Bool { available || IndependentParsers.inCI }
     func require(sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
       if available { return true }
-      Issue.record("CI=true but \(what) is missing (hack/setup.sh installs it)", sourceLocation: sourceLocation)
+      Issue.record(
+        "CI=true but \(what) is missing (hack/setup.sh installs it)", sourceLocation: sourceLocation)
       return false
     }
   }
 
-  static let gate = Gate(
-    available: (try? run([python, "-c", "import llhttp, h11"], stdin: Data(), timeout: .seconds(30)).status) == 0,
-    what: "python3 with the PyPI modules llhttp and h11")
+  static let gate: Gate = {
+    let probe = try? run([python, "-c", "import llhttp, h11"], stdin: Data(), timeout: .seconds(30))
+    return Gate(available: probe?.status == 0, what: "python3 with the PyPI modules llhttp and h11")
+  }()
 
   /// Each input through llhttp (a fresh strict `llhttp.Request`) and h11 (a fresh server `Connection`).
   static let script = """
@@ -274,12 +280,16 @@ enum IndependentParsers {
     json.dump(out, sys.stdout)
     """
 
-  static func judge(_ cases: [IndependentParserTests.Case]) throws -> [String: (llhttp: Judgement, h11: Judgement)] {
+  /// Both parsers' judgements of each case, by case name.
+  typealias Judgements = [String: (llhttp: Judgement, h11: Judgement)]
+
+  static func judge(_ cases: [IndependentParserTests.Case]) throws -> Judgements {
     let input = try JSONSerialization.data(
       withJSONObject: cases.map { ["name": $0.name, "raw": Data($0.raw).base64EncodedString()] })
     let result = try run([python, "-c", script], stdin: input, timeout: .seconds(60))
     guard result.status == 0 else {
-      throw ParserFailure("python3 exited \(result.status): \(String(decoding: result.stderr, as: UTF8.self))")
+      throw ParserFailure(
+        "python3 exited \(result.status): \(String(decoding: result.stderr, as: UTF8.self))")
     }
     guard let object = try JSONSerialization.jsonObject(with: result.stdout) as? [String: [String: [String]]]
     else { throw ParserFailure("unexpected output: \(String(decoding: result.stdout, as: UTF8.self))") }
@@ -300,7 +310,8 @@ enum IndependentParsers {
   static func run(_ arguments: [String], stdin: Data, timeout: Duration) throws -> (
     status: Int32, stdout: Data, stderr: Data
   ) {
-    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("pf-parsers-\(UUID().uuidString)")
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "pf-parsers-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: scratch) }
     let files = ["in", "out", "err"].map { scratch.appendingPathComponent($0) }

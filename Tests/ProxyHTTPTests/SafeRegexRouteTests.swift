@@ -48,7 +48,8 @@ import Testing
     #expect(elapsed < .seconds(1), "took \(elapsed)")
     // And the route still matches what it should: the path without its query, the header in full.
     #expect(cluster(config, "/aaaa?q=1", headers: ["x-tenant": ["xxy"]]) == "regex")
-    #expect(cluster(config, "/" + String(repeating: "a", count: 40), headers: ["x-tenant": ["xxxxy"]]) == "regex")
+    #expect(
+      cluster(config, "/" + String(repeating: "a", count: 40), headers: ["x-tenant": ["xxxxy"]]) == "regex")
     #expect(cluster(config, "/aaaa", headers: ["x-tenant": ["xxyz"]]) == "fallback")
   }
 
