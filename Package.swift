@@ -50,6 +50,11 @@ let package = Package(
       name: "CNetfilter",
       linkerSettings: [.linkedLibrary("nftables"), .linkedLibrary("mnl")]
     ),
+    // C shim over Google's RE2 (libre2-dev): linear-time regexes for safe_regex, stats tags and filters.
+    .target(
+      name: "CRE2",
+      linkerSettings: [.linkedLibrary("re2"), .linkedLibrary("stdc++")]
+    ),
     // Rule model, renderers (nft, iptables-restore), backends, TPROXY routing, validation, cleanup.
     .target(
       name: "Interception",
@@ -82,6 +87,7 @@ let package = Package(
       name: "ProxyCore",
       dependencies: [
         "EnvoyAPI",
+        "CRE2",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Pilotfish needs to build, test and run on Debian/Ubuntu: the C libraries it links
-# (libnftables, libmnl), the peers its tests use (nftables, iptables, iproute2, python3) and checks Swift.
+# (libnftables, libmnl, libre2), the peers its tests use (nftables, iptables, iproute2, python3) and checks Swift.
 # Safe to run repeatedly: it installs only what is missing.
 set -euo pipefail
 
-packages=(libnftables-dev libmnl-dev nftables iptables iproute2 python3 python3-pip util-linux procps pkg-config openssl curl prometheus)
+packages=(libnftables-dev libmnl-dev libre2-dev nftables iptables iproute2 python3 python3-pip util-linux procps pkg-config openssl curl prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,9 +18,10 @@ if ((${#missing[@]})); then
 fi
 
 # Third-party peers the tests check against: Kubernetes schemas, RFC 6902 JSON Patch, the official Envoy
-# protos (xds-protos), protoc from grpcio-tools, and gRPC's own health service (grpcio-health-checking).
-pypi=(kubernetes-validate jsonpatch xds-protos grpcio-tools grpcio-health-checking)
-if ! python3 -c 'import kubernetes_validate, jsonpatch, envoy.config.bootstrap.v3.bootstrap_pb2, grpc_tools.protoc, grpc_health.v1.health' \
+# protos (xds-protos), protoc from grpcio-tools, gRPC's own health service (grpcio-health-checking), and
+# two independent HTTP/1 parsers the codec's strictness is judged against (llhttp, h11).
+pypi=(kubernetes-validate jsonpatch xds-protos grpcio-tools grpcio-health-checking llhttp h11)
+if ! python3 -c 'import kubernetes_validate, jsonpatch, envoy.config.bootstrap.v3.bootstrap_pb2, grpc_tools.protoc, grpc_health.v1.health, llhttp, h11' \
   2>/dev/null; then
   echo "hack/setup.sh: installing ${pypi[*]} from PyPI" >&2
   python3 -m pip install -q "${pypi[@]}" 2>/dev/null \

@@ -54,8 +54,7 @@ extension StatsConfig {
 }
 
 extension StringMatcher {
-  /// `envoy.type.matcher.v3.StringMatcher`; `safe_regex` uses its `regex` (RE2 syntax, compiled as a Swift
-  /// `Regex`).
+  /// `envoy.type.matcher.v3.StringMatcher`; `safe_regex` uses its `regex` (RE2 syntax, compiled by RE2).
   package init(proto: Envoy_Type_Matcher_V3_StringMatcher, path: String) throws(ProxyConfigError) {
     let pattern: Pattern
     switch proto.matchPattern {

@@ -3,9 +3,10 @@
 /// unioned and cut out at the end (`TagProducer`).
 struct TagExtractor: Sendable {
   enum Rule: Sendable {
-    /// A configured `regex` (Envoy compiles these as `std::regex` and searches): the first capture group is
-    /// removed, the value is the second group when the regex has two or more groups (even if that group
-    /// took no part in the match), else the first.
+    /// A configured `regex`, searched (Envoy compiles these as `std::regex`; here it is RE2 like every
+    /// regex, so lookarounds and backreferences are rejected at load): the first capture group is removed,
+    /// the value is the second group when the regex has two or more groups (even if that group took no part
+    /// in the match), else the first.
     case searchRegex(CompiledRegex)
     /// A built-in RE2 extractor (`RE2::PartialMatch` with two outputs): the first group must be non-empty;
     /// an empty or missing second group falls back to the first. A value equal to `negativeMatch` is no match.
@@ -39,19 +40,19 @@ struct TagExtractor: Sendable {
     case .fixed(let value):
       return Extraction(value: value, remove: 0..<0)
     case .searchRegex(let regex):
-      guard let match = regex.firstMatch(in: name), match.output.count > 1 else { return nil }
-      let removeRange = match.output[1].range
-      let valueGroup = match.output.count > 2 ? match.output[2] : match.output[1]
-      let value = valueGroup.substring.map(String.init) ?? ""
-      return Extraction(value: value, remove: removeRange.map { Self.offsets($0, in: name) } ?? 0..<0)
+      guard regex.captureCount >= 1, let match = regex.firstMatch(in: name) else { return nil }
+      let removeRange = match.groups[1]
+      let valueRange = match.groups.count > 2 ? match.groups[2] : match.groups[1]
+      let value = valueRange.map { Self.text(name, $0) } ?? ""
+      return Extraction(value: value, remove: removeRange ?? 0..<0)
     case .defaultRegex(let regex, let negativeMatch):
-      guard let match = regex.firstMatch(in: name), match.output.count > 1,
-        let removeRange = match.output[1].range, !removeRange.isEmpty
+      guard regex.captureCount >= 1, let match = regex.firstMatch(in: name),
+        let removeRange = match.groups[1], !removeRange.isEmpty
       else { return nil }
-      var value = Substring(name[removeRange])
-      if match.output.count > 2, let v = match.output[2].substring, !v.isEmpty { value = v }
+      var value = Self.text(name, removeRange)
+      if match.groups.count > 2, let v = match.groups[2], !v.isEmpty { value = Self.text(name, v) }
       if !negativeMatch.isEmpty, value == negativeMatch { return nil }
-      return Extraction(value: String(value), remove: Self.offsets(removeRange, in: name))
+      return Extraction(value: value, remove: removeRange)
     case .tokens(let pattern, let valueIndex):
       var found: (start: Int, token: Int)? = nil
       guard Self.search(pattern, valueIndex, tokens, 0, 0, 0, &found), let (start, token) = found else {
@@ -69,10 +70,12 @@ struct TagExtractor: Sendable {
     }
   }
 
-  private static func offsets(_ range: Range<String.Index>, in name: String) -> Range<Int> {
+  /// The text at UTF-8 offsets `range` of `name` (RE2 reports byte offsets on code point boundaries).
+  private static func text(_ name: String, _ range: Range<Int>) -> String {
     let utf8 = name.utf8
-    let lower = utf8.distance(from: utf8.startIndex, to: range.lowerBound)
-    return lower..<(lower + utf8.distance(from: range.lowerBound, to: range.upperBound))
+    let lower = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
+    let upper = utf8.index(lower, offsetBy: range.count)
+    return String(decoding: utf8[lower..<upper], as: UTF8.self)
   }
 
   /// Matches `pattern[p...]` against `input[i...]`; `offset` is the UTF-8 offset of `input[i]`.

@@ -231,7 +231,7 @@ package struct RouteMatch: Sendable {
     case prefix(String)
     /// The path without query string, exactly.
     case path(String)
-    /// RE2-style full match on the path without query string.
+    /// RE2 full match on the path without query string.
     case safeRegex(StringMatcher)
   }
 
