@@ -101,21 +101,42 @@ package struct ChildProcess: Sendable {
   }
 }
 
-/// Reads a pipe to its end on a thread of its own.
+/// Reads a pipe on a thread of its own until end-of-file, or until the child has exited and nothing more is
+/// buffered: a write end that leaked into another child (one a parallel test spawned) must not hold the
+/// reader until that child ends too.
 private final class PipeReader: @unchecked Sendable {
   private let done = DispatchSemaphore(value: 0)
+  private let lock = NSLock()
   private var data = Data()
+  private var childExited = false
 
   init(_ handle: FileHandle) {
+    let fd = handle.fileDescriptor
     Thread { [self] in
-      data = handle.readDataToEndOfFile()
+      var buffer = [UInt8](repeating: 0, count: 65536)
+      while true {
+        var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&poller, 1, 50)
+        if ready > 0 {
+          let n = read(fd, &buffer, buffer.count)
+          if n > 0 {
+            lock.withLock { data.append(contentsOf: buffer[0..<n]) }
+            continue
+          }
+          if n < 0 && errno == EINTR { continue }
+          break  // end of file (or an error)
+        }
+        if ready < 0 && errno == EINTR { continue }
+        if lock.withLock({ childExited }) { break }  // exited and nothing buffered
+      }
       done.signal()
     }.start()
   }
 
-  /// The whole output; waits at most 10 s after the child ended (a grandchild may hold the pipe open).
+  /// The output; call after the child has exited. Waits at most 10 s for the reader.
   func wait() -> Data {
-    guard done.wait(timeout: .now() + 10) == .success else { return Data() }
-    return data
+    lock.withLock { childExited = true }
+    _ = done.wait(timeout: .now() + 10)
+    return lock.withLock { data }
   }
 }

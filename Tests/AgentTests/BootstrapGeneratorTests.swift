@@ -12,7 +12,7 @@ enum OfficialProtos {
   static let available: Bool = {
     (try? python(["-c", "import envoy.config.bootstrap.v3.bootstrap_pb2"], stdin: "").status) == 0
   }()
-  static let required = ProcessInfo.processInfo.environment["CI"] == "true"
+  static let required = TestEnvironment.mandatory
 
   static func python(_ args: [String], stdin: String) throws -> (status: Int32, output: String) {
     let child = try ChildProcess.run(

@@ -7,7 +7,7 @@ import Testing
 /// it, except with `CI=true`, where they fail instead so that a skip cannot hide a missing install.
 struct OfficialPeer {
   /// True where `CI=true`: a missing peer is a failure there, not a skip.
-  static let isCI = ProcessInfo.processInfo.environment["CI"] == "true"
+  static let isCI = TestEnvironment.mandatory
   /// python3 imports the official protos.
   static let hasOfficialProtos = probe([])
   /// ...and grpcio-tools' protoc, for comparing the .proto files themselves.

@@ -210,7 +210,7 @@ enum ExternalTools {
     }
   }
 
-  static let inCI = ProcessInfo.processInfo.environment["CI"] == "true"
+  static let inCI = TestEnvironment.mandatory
   static let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
 
   static func python(module: String) -> Gate {

@@ -15,7 +15,7 @@ struct KubernetesSchemaTests {
   static let versions = ["1.30.0", "1.33.0"]
 
   static let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
-  static let inCI = ProcessInfo.processInfo.environment["CI"] == "true"
+  static let inCI = TestEnvironment.mandatory
   static let validatorAvailable = run([python, "-c", "import kubernetes_validate"]).status == 0
 
   @Test("injected goldens pass kubernetes-validate --strict", .enabled(if: validatorAvailable || inCI))

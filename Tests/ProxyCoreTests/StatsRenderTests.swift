@@ -219,8 +219,7 @@ struct StatsRenderTests {
   /// `promtool check metrics` exits 1 on a parse error and 3 on lint findings only (no HELP lines, counters
   /// without `_total` — Envoy's output has both). Skipped only when promtool is not installed.
   static let toolsMandatory =
-    ProcessInfo.processInfo.environment["CI"] == "true"
-    || ProcessInfo.processInfo.environment["PILOTFISH_PRIVILEGED_TESTS"] == "1"
+    TestEnvironment.mandatory
 
   @Test(
     .enabled(

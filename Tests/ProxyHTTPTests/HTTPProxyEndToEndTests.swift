@@ -353,8 +353,7 @@ import Testing
   }
 
   static let curlMandatory =
-    ProcessInfo.processInfo.environment["CI"] == "true"
-    || ProcessInfo.processInfo.environment["PILOTFISH_PRIVILEGED_TESTS"] == "1"
+    TestEnvironment.mandatory
 
   @Test(
     .enabled(

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import ProxyHTTP
@@ -224,8 +225,7 @@ enum IndependentParsers {
 
   static let python = ProcessInfo.processInfo.environment["PYTHON"] ?? "python3"
   static let inCI =
-    ProcessInfo.processInfo.environment["CI"] == "true"
-    || ProcessInfo.processInfo.environment["PILOTFISH_PRIVILEGED_TESTS"] == "1"
+    TestEnvironment.mandatory
 
   struct Gate: Sendable {
     var available: Bool
