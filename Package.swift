@@ -185,7 +185,7 @@ let package = Package(
     ),
     .testTarget(
       name: "InterceptionTests",
-      dependencies: ["Interception"],
+      dependencies: ["Interception", "TestSupport"],
       exclude: ["Golden"],
       swiftSettings: swiftSettings
     ),

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Agent
@@ -80,14 +81,7 @@ private func canBind(_ port: Int) -> Bool {
 enum Binaries {
   /// The built `pilotfish`, found like ProxyServerTests finds `pilotfish-proxy`.
   static func pilotfish() throws -> String {
-    var directories = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-    directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-    directories.append(packageRoot.appendingPathComponent(".build/debug"))
-    for directory in directories {
-      let candidate = directory.appendingPathComponent("pilotfish")
-      if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
-    }
-    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "pilotfish next to the test bundle"])
+    try builtProduct("pilotfish", packageRoot: packageRoot.path)
   }
 
   static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
