@@ -192,16 +192,7 @@ final class FakeApp: @unchecked Sendable {
       defer { close(fd) }
       var timeout = timeval(tv_sec: 30, tv_usec: 0)
       setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-      var address = sockaddr_in()
-      address.sin_family = sa_family_t(AF_INET)
-      address.sin_addr.s_addr = inet_addr("127.0.0.1")
-      address.sin_port = in_port_t(UInt16(port).bigEndian)
-      let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-          connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-        }
-      }
-      guard connected == 0 else { return nil }
+      guard onLoopback(fd, port: port, { connect($0, $1, $2) }) == 0 else { return nil }
       let partial = Array("GET /healthz/ready HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
       _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
       let start = ContinuousClock.now
