@@ -17,7 +17,10 @@ package enum AdminStats {
       guard let colon = line.lastIndex(of: ":") else { continue }
       let name = line[..<colon].trimmingCharacters(in: .whitespaces)
       let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-      guard !name.isEmpty, let number = Double(value) else { continue }
+      // The admin socket is local but its text is still input: `inf`, `nan` or 1e300 would trap in the
+      // Int conversions below, so only finite values within ±2^53 (exact in a Double) are kept.
+      guard !name.isEmpty, let number = Double(value), number.isFinite, abs(number) <= 9_007_199_254_740_992
+      else { continue }
       stats[name] = number
     }
     return stats
@@ -66,7 +69,8 @@ package enum AdminStats {
       if name.hasPrefix("listener.envoy_internal") || name.hasPrefix("listener.admin.") { continue }
       if excludedPorts.contains(where: { name.hasPrefix("listener.0.0.0.0_\($0).") }) { continue }
       seen = true
-      total += Int(value)
+      let (sum, overflow) = total.addingReportingOverflow(Int(value))
+      total = overflow ? (value > 0 ? Int.max : Int.min) : sum
     }
     return seen ? total : -1
   }

@@ -55,6 +55,10 @@ package struct AppProbers: Equatable, Sendable {
         throw AgentError(.invalidEnvironment, "\(source) \(path): expected an object")
       }
       let timeout = try fields.int("timeoutSeconds") ?? 1
+      // Kubernetes' timeoutSeconds is an int32; a larger value would overflow the sleep's deadline (a trap).
+      guard timeout <= Int(Int32.max) else {
+        throw fields.fail("timeoutSeconds", "\(timeout) is above \(Int32.max)")
+      }
       var actions: [AppProber.Action] = []
       if let http = value["httpGet"]?.objectValue {
         let f = FieldReader(object: http, source: "\(source) \(path) httpGet", code: .invalidEnvironment)

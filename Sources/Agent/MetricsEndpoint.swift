@@ -93,7 +93,7 @@ package struct MetricsEndpoint: Sendable {
     var timeout = defaultTimeout
     if let value = header("x-prometheus-scrape-timeout-seconds") {
       forwarded.append(("X-Prometheus-Scrape-Timeout-Seconds", value))
-      if let seconds = Double(value), seconds > 0 { timeout = .milliseconds(Int64(seconds * 1000)) }
+      timeout = Self.scrapeTimeout(header: value, default: defaultTimeout)
     }
     let proxyHeaders =
       forwarded + [("Accept", PrometheusMerge.filteredAccept(accept, allowOpenMetrics: false))]
@@ -152,6 +152,21 @@ package struct MetricsEndpoint: Sendable {
       logger.debug("dropped duplicated metric families: \(merged.duplicates.joined(separator: ", "))")
     }
     return (format.contentType, merged.text)
+  }
+
+  /// The longest wait a scrape's `X-Prometheus-Scrape-Timeout-Seconds` may ask for.
+  package static let maxScrapeTimeout: Duration = .seconds(60)
+
+  /// The wait for one scrape from the header's value (fractional seconds, as Prometheus sends it): a value
+  /// that is not a finite number above zero (`NaN`, `inf`, `-1`, `abc`) is ignored, one above
+  /// ``maxScrapeTimeout`` (`1e300`) is clamped to it. The header is untrusted: nothing here can trap.
+  package static func scrapeTimeout(header value: String, default fallback: Duration) -> Duration {
+    guard let seconds = Double(value.trimmingCharacters(in: .whitespaces)), seconds.isFinite, seconds > 0
+    else { return fallback }
+    let limit = Double(maxScrapeTimeout.components.seconds)
+    if seconds >= limit { return maxScrapeTimeout }
+    // 0 < seconds < 60: the product fits an Int64 comfortably.
+    return .microseconds(Int64((seconds * 1_000_000).rounded(.up)))
   }
 
   private func fetch(

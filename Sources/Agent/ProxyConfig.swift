@@ -157,7 +157,9 @@ struct FieldReader {
 
   func duration(_ key: String) throws(AgentError) -> Duration? {
     guard let s = try string(key) else { return nil }
-    guard let d = GoDuration.parse(s) else { throw fail(key, "invalid duration \"\(s)\"") }
+    guard let d = GoDuration.parse(s) else {
+      throw fail(key, "invalid duration \"\(s)\" (e.g. 45s, 1m30s; \(GoDuration.rangeHint))")
+    }
     return d
   }
 
@@ -169,7 +171,9 @@ struct FieldReader {
       for (k, v) in o {
         switch v {
         case .string(let s): out[k] = s
-        case .number(let d): out[k] = d.rounded() == d ? String(Int(d)) : String(d)
+        case .number(let d):
+          // Int(exactly:) is nil for 1e300 or inf, which would trap in Int(_:); those print as Doubles.
+          out[k] = Int(exactly: d).map { String($0) } ?? String(d)
         case .bool(let b): out[k] = String(b)
         default: throw fail("\(key).\(k)", "expected a string")
         }
@@ -196,11 +200,19 @@ struct FieldReader {
 
 /// Go / protobuf duration strings: "45s", "1m30s", "500ms", "1.5s", "2h".
 package enum GoDuration {
+  /// Go's limit: a duration is an Int64 count of nanoseconds (about 2562047h); longer is an error there too.
+  package static let maxNanoseconds = Double(Int64.max)
+  /// What an error message says about the range.
+  package static let rangeHint = "at most 2562047h"
+
+  /// nil for text that is not a duration or one longer than ``maxNanoseconds`` (`3000000h`, `1e300s`):
+  /// never traps on user input.
   package static func parse(_ text: String) -> Duration? {
     var rest = Substring(text.trimmingCharacters(in: .whitespaces))
     if rest == "0" { return .zero }
     guard !rest.isEmpty else { return nil }
     var total = Duration.zero
+    var totalNanoseconds = 0.0
     let units: [(String, Double)] = [
       ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600),
     ]
@@ -210,7 +222,10 @@ package enum GoDuration {
       rest = rest.dropFirst(number.count)
       guard let unit = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
       rest = rest.dropFirst(unit.0.count)
-      total += .nanoseconds(Int64((value * unit.1 * 1e9).rounded()))
+      let nanoseconds = (value * unit.1 * 1e9).rounded()
+      totalNanoseconds += nanoseconds
+      guard nanoseconds.isFinite, totalNanoseconds < maxNanoseconds else { return nil }
+      total += .nanoseconds(Int64(nanoseconds))
     }
     return total
   }

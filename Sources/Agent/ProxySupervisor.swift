@@ -239,16 +239,16 @@ package final class ProxySupervisor: Service, Sendable {
         var options = PlatformOptions()
         var executable = launch.binaryPath
         var arguments = launch.arguments
-        if let uid = launch.userID, let gid = launch.groupID {
-          if let trampoline = launch.trampoline {
-            executable = trampoline
-            arguments = PrivilegeDrop.trampolineArguments(
-              uid: uid, gid: gid, binary: launch.binaryPath, arguments: launch.arguments)
-          } else {
-            options.userID = uid
-            options.groupID = gid
-            options.supplementaryGroups = [gid]
-          }
+        let ids: (uid: UInt32, gid: UInt32)? = launch.userID.map { (uid: $0, gid: launch.groupID ?? $0) }
+        if let trampoline = launch.trampoline {
+          // Also without an id change: the trampoline makes the proxy die with the agent (PrivilegeDrop).
+          executable = trampoline
+          arguments = PrivilegeDrop.trampolineArguments(
+            ids: ids, parentPID: getpid(), binary: launch.binaryPath, arguments: launch.arguments)
+        } else if let ids {
+          options.userID = ids.uid
+          options.groupID = ids.gid
+          options.supplementaryGroups = [ids.gid]
         }
         var environment: [Environment.Key: String] = [:]
         for (key, value) in launch.environment {

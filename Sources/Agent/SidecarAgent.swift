@@ -22,8 +22,26 @@ package struct SidecarAgent: Sendable {
 
   package func run() async throws {
     let settings = self.settings
+    let files = FileDescriptorLimit.raise()
+    if let error = files.error {
+      logger.warning("cannot raise the open-files limit: \(error)")
+    }
+    logger.info(
+      "open-files limit (RLIMIT_NOFILE)",
+      metadata: ["agent.rlimit.nofile.soft": "\(files.soft)", "agent.rlimit.nofile.hard": "\(files.hard)"])
     let path = try settings.generator.write(root: settings.root)
     logger.info("wrote the proxy bootstrap", metadata: ["agent.bootstrap.path": "\(path)"])
+    if let uid = settings.launch.userID {
+      // Found now rather than as ten restarts on "permission denied" from the proxy.
+      let gid = settings.launch.groupID ?? uid
+      if let reason = PrivilegeDrop.unreadableReason(path: path, uid: uid, gid: gid) {
+        throw AgentError(
+          .invalidFile,
+          "the proxy runs as uid \(uid) (gid \(gid)) and could not read its bootstrap: \(reason); run the agent "
+            + "from a directory uid \(uid) can search (e.g. chmod o+x on it), point ProxyConfig configPath or "
+            + "--config-path at one, or keep the agent's uid with --proxy-uid -1 --proxy-gid -1")
+      }
+    }
 
     let state = AgentState()
     let client = LocalHTTPClient()
@@ -68,7 +86,7 @@ package struct SidecarAgent: Sendable {
 
     let secrets = SecretCache(
       source: try settings.identity.makeSource(logger: logger), policy: settings.identity.policy,
-      outputDirectory: settings.identity.outputDirectory, logger: logger)
+      outputDirectory: settings.identity.outputDirectory, fileAccess: settings.identity.fileAccess, logger: logger)
     let owner = settings.launch.userID.map { ($0, settings.launch.groupID ?? $0) }
     let sds = SDSServer(
       socketPath: settings.identity.socketPath, owner: owner, cache: secrets, logger: logger,

@@ -150,7 +150,9 @@ package struct SidecarSettings: Sendable {
     policy.exitOnZeroActiveConnections = try flag("EXIT_ON_ZERO_ACTIVE_CONNECTIONS", default: false)
     if let text = effective["MINIMUM_DRAIN_DURATION"], !text.isEmpty {
       guard let d = GoDuration.parse(text) else {
-        throw AgentError(.invalidEnvironment, "MINIMUM_DRAIN_DURATION: invalid duration \"\(text)\"")
+        throw AgentError(
+          .invalidEnvironment,
+          "MINIMUM_DRAIN_DURATION: invalid duration \"\(text)\" (e.g. 5s; \(GoDuration.rangeHint))")
       }
       policy.minimumDrainDuration = d
     }
@@ -170,11 +172,19 @@ package struct SidecarSettings: Sendable {
     let document = pod.proxyConfig.document
     if let text = document["fileFlushInterval"]?.stringValue {
       guard let d = GoDuration.parse(text) else {
-        throw AgentError(.invalidEnvironment, "ProxyConfig fileFlushInterval: invalid duration \"\(text)\"")
+        throw AgentError(
+          .invalidEnvironment,
+          "ProxyConfig fileFlushInterval: invalid duration \"\(text)\" (e.g. 1s; \(GoDuration.rangeHint))")
       }
       commandLine.fileFlushInterval = d
     }
-    if case .number(let kb)? = document["fileFlushMinSizeKb"] { commandLine.fileFlushMinSizeKB = Int(kb) }
+    if case .number(let kb)? = document["fileFlushMinSizeKb"] {
+      guard let size = Int(exactly: kb), (0...(1 << 30)).contains(size) else {
+        throw AgentError(
+          .invalidEnvironment, "ProxyConfig fileFlushMinSizeKb: \(kb) is not a whole number of KiB up to 2^30")
+      }
+      commandLine.fileFlushMinSizeKB = size
+    }
     commandLine.proxyLogLevel = options.proxyLogLevel
     commandLine.proxyComponentLogLevel = options.proxyComponentLogLevel
     commandLine.skipDeprecatedLogs = try flag("ENVOY_SKIP_DEPRECATED_LOGS", default: true)
@@ -206,6 +216,10 @@ package struct SidecarSettings: Sendable {
     }
     var userID: UInt32?
     var groupID: UInt32?
+    for (flag, id) in [("--proxy-uid", options.proxyUserID), ("--proxy-gid", options.proxyGroupID)]
+    where id < -1 || id >= Int(UInt32.max) {
+      throw AgentError(.invalidFlag, "\(flag): \(id) is not an id (0 to \(UInt32.max - 1), or -1 to keep)")
+    }
     if geteuid() == 0, options.proxyUserID >= 0, options.proxyGroupID >= 0 {
       userID = UInt32(options.proxyUserID)
       groupID = UInt32(options.proxyGroupID)

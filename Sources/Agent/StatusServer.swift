@@ -3,6 +3,7 @@ package import NIOCore
 package import NIOHTTP1
 package import NIOPosix
 internal import ServiceLifecycle
+internal import Synchronization
 
 /// One request to the status or metrics server, body read whole.
 package struct StatusRequest: Sendable {
@@ -97,9 +98,23 @@ package struct StatusRoutes: Sendable {
 /// The status server (15020) or the merged-metrics server (15090): HTTP/1.1 over NIO, requests answered by
 /// ``StatusRoutes`` in async code, one child task per connection. A swift-service-lifecycle `Service`:
 /// graceful shutdown stops accepting and closes open connections (it comes after the proxy has stopped).
+///
+/// Limits (``Limits``), so a client cannot hold the agent's ports: a connection must deliver a complete
+/// request head within 10 s of opening (slowloris), the whole request within 30 s of its head, and the next
+/// request within 60 s of the previous answer, or it is closed; at most 512 connections are open at once
+/// (more are closed on accept, and logged). Request bodies are never kept.
 package struct StatusServer: Service, Sendable {
+  package struct Limits: Sendable {
+    package var requestHeadTimeout: Duration = .seconds(10)
+    package var requestTimeout: Duration = .seconds(30)
+    package var idleTimeout: Duration = .seconds(60)
+    package var maxConnections = 512
+    package init() {}
+  }
+
   package var host: String
   package var port: Int
+  package var limits = Limits()
   private let routes: StatusRoutes
   private let logger: Logger
   private let group: any EventLoopGroup
@@ -154,13 +169,24 @@ package struct StatusServer: Service, Sendable {
     }
     let routes = self.routes
     let logger = self.logger
+    let limits = self.limits
+    let open = ConnectionCount()
     try await withThrowingDiscardingTaskGroup { connections in
       try await server.executeThenClose { inbound in
         for try await connection in inbound.cancelOnGracefulShutdown() {
+          guard open.enter() <= limits.maxConnections else {
+            open.leave()
+            logger.warning(
+              "\(routes.role.rawValue) server: \(limits.maxConnections) connections open; closing a new one",
+              metadata: ["agent.server.remote": "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            connection.channel.close(promise: nil)
+            continue
+          }
           connections.addTask {
+            defer { open.leave() }
             await withGracefulShutdownHandler {
               do {
-                try await Self.handle(connection, routes: routes)
+                try await Self.handle(connection, routes: routes, limits: limits)
               } catch {
                 logger.debug("status connection ended: \(error)")
               }
@@ -173,15 +199,21 @@ package struct StatusServer: Service, Sendable {
     }
   }
 
-  private static func handle(_ connection: Connection, routes: StatusRoutes) async throws {
+  private static func handle(_ connection: Connection, routes: StatusRoutes, limits: Limits) async throws {
     let remote = connection.channel.remoteAddress
+    let timer = ConnectionDeadline(channel: connection.channel)
+    defer { timer.disarm() }
+    timer.arm(limits.requestHeadTimeout)
     try await connection.executeThenClose { inbound, outbound in
       var head: HTTPRequestHead?
       for try await part in inbound {
         switch part {
-        case .head(let h): head = h
+        case .head(let h):
+          head = h
+          timer.arm(limits.requestTimeout)
         case .body: break
         case .end:
+          timer.disarm()
           guard let request = head else { continue }
           head = nil
           let split = request.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
@@ -204,8 +236,42 @@ package struct StatusServer: Service, Sendable {
           try await outbound.write(.end(nil))
           reply.afterWrite?()
           if !request.isKeepAlive { return }
+          timer.arm(limits.idleTimeout)
         }
       }
+    }
+  }
+}
+
+/// The number of open connections, shared by a server's connection tasks.
+final class ConnectionCount: Sendable {
+  private let value = Atomic<Int>(0)
+
+  /// Counts one more connection; returns the new count.
+  func enter() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+  func leave() { value.wrappingSubtract(1, ordering: .relaxed) }
+}
+
+/// Closes a connection when the current phase's deadline passes; re-arming replaces the deadline.
+final class ConnectionDeadline: Sendable {
+  private let channel: any Channel
+  private let scheduled = Mutex<Scheduled<Void>?>(nil)
+
+  init(channel: any Channel) { self.channel = channel }
+
+  func arm(_ timeout: Duration) {
+    let channel = self.channel
+    let task = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) { channel.close(promise: nil) }
+    scheduled.withLock { previous in
+      previous?.cancel()
+      previous = task
+    }
+  }
+
+  func disarm() {
+    scheduled.withLock { previous in
+      previous?.cancel()
+      previous = nil
     }
   }
 }

@@ -171,19 +171,22 @@ struct Proxy: ParsableCommand {
   }
 }
 
-/// `pilotfish __exec-as <uid> <gid> <binary> [args...]`: internal; how the agent starts the proxy as 1337.
+/// `pilotfish __exec-as --parent-pid <pid> [--uid <uid> --gid <gid>] <binary> [args...]`: internal; how the
+/// agent starts the proxy (as 1337 when it is root), tied to the agent's life (see `PrivilegeDrop`).
 struct ExecAs: ParsableCommand {
   static let configuration = CommandConfiguration(
-    commandName: PrivilegeDrop.subcommand, abstract: "Internal: drop to uid/gid and exec a program.",
-    shouldDisplay: false)
+    commandName: PrivilegeDrop.subcommand,
+    abstract: "Internal: drop to uid/gid, die with the parent, and exec a program.", shouldDisplay: false)
 
-  @Argument var uid: UInt32
-  @Argument var gid: UInt32
+  @Option(name: .customLong("parent-pid")) var parentPID: Int32
+  @Option(name: .customLong("uid")) var uid: UInt32?
+  @Option(name: .customLong("gid")) var gid: UInt32?
   @Argument var binary: String
   @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
 
   func run() throws {
-    let error = PrivilegeDrop.exec(uid: uid, gid: gid, binary: binary, arguments: arguments)
+    let ids: (uid: UInt32, gid: UInt32)? = uid.map { (uid: $0, gid: gid ?? $0) }
+    let error = PrivilegeDrop.exec(ids: ids, parentPID: parentPID, binary: binary, arguments: arguments)
     FileHandle.standardError.write(Data("pilotfish \(PrivilegeDrop.subcommand): error: \(error)\n".utf8))
     throw ExitCode(127)
   }

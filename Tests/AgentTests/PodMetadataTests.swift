@@ -173,7 +173,9 @@ struct PodMetadataTests {
         == AgentError(.invalidEnvironment, "PROXY_CONFIG: malformed ProxyConfig"))
     #expect(
       envError(["PROXY_CONFIG": #"{"drainDuration": "soon"}"#])
-        == AgentError(.invalidEnvironment, #"PROXY_CONFIG: field drainDuration: invalid duration "soon""#))
+        == AgentError(
+          .invalidEnvironment,
+          #"PROXY_CONFIG: field drainDuration: invalid duration "soon" (e.g. 45s, 1m30s; at most 2562047h)"#))
     #expect(
       envError(["PROXY_CONFIG": #"{"statusPort": 70000}"#])
         == AgentError(.invalidEnvironment, "PROXY_CONFIG: field statusPort: port 70000 out of range"))

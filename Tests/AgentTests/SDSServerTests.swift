@@ -69,7 +69,8 @@ final class SDSUnderTest: Sendable {
   private let group: ServiceGroup
 
   init(
-    source: WorkloadCertificateSource, policy: SecretRotationPolicy = .init(), outputDirectory: String? = nil
+    source: WorkloadCertificateSource, policy: SecretRotationPolicy = .init(), outputDirectory: String? = nil,
+    fileAccess: SecretFileAccess = .systemRootsOnly
   )
     async throws
   {
@@ -79,7 +80,8 @@ final class SDSUnderTest: Sendable {
     var logger = Logger(label: "sds-test")
     logger.logLevel = .debug
     let cache = SecretCache(
-      source: source, policy: policy, outputDirectory: outputDirectory, pollInterval: .milliseconds(100),
+      source: source, policy: policy, outputDirectory: outputDirectory, fileAccess: fileAccess,
+      pollInterval: .milliseconds(100),
       logger: logger)
     self.cache = cache
     let server = SDSServer(socketPath: socketPath, owner: nil, cache: cache, logger: logger)
@@ -92,6 +94,18 @@ final class SDSUnderTest: Sendable {
       guard ContinuousClock.now < deadline else { throw CocoaError(.fileNoSuchFile) }
       try await Task.sleep(for: .milliseconds(20))
     }
+  }
+
+  /// A server whose mounted workload files are missing, with a PKI (`pki.leaf("one")`) made in `pkiDirectory`,
+  /// serving `file-cert:`/`file-root:` names as `fileAccess` allows.
+  static func withoutMounts(
+    pkiDirectory: String, spiffe: String, fileAccess: SecretFileAccess
+  ) async throws -> SDSUnderTest {
+    let pki = try OpenSSLPKI(directory: pkiDirectory)
+    try pki.leaf("one", spiffe: spiffe)
+    let missing = (pkiDirectory as NSString).deletingLastPathComponent + "/missing"
+    return try await SDSUnderTest(
+      source: .files(chainPath: missing, keyPath: missing, rootPath: missing), fileAccess: fileAccess)
   }
 
   /// Runs the Python SDS client to completion (off the cooperative pool) and returns its responses.
@@ -273,10 +287,8 @@ struct SDSFileTests {
   @Test func fileNamesAndFetch() async throws {
     let base = "/tmp/pf-sdsf-" + UUID().uuidString.prefix(8)
     defer { try? FileManager.default.removeItem(atPath: base) }
-    let pki = try OpenSSLPKI(directory: base + "/pki")
-    try pki.leaf("one", spiffe: Self.spiffe)
-    let sds = try await SDSUnderTest(
-      source: .files(chainPath: base + "/missing", keyPath: base + "/missing", rootPath: base + "/missing"))
+    let sds = try await SDSUnderTest.withoutMounts(
+      pkiDirectory: base + "/pki", spiffe: Self.spiffe, fileAccess: SecretFileAccess(allowedDirectories: [base]))
     let certName = "file-cert:\(base)/pki/one.pem~\(base)/pki/one.key"
     let rootName = "file-root:\(base)/pki/ca.pem"
     let fetched = try await sds.client(names: [certName, rootName], fetch: true)
@@ -290,6 +302,83 @@ struct SDSFileTests {
     _ = try verifyWithOpenSSL(chain: chain, root: root, in: base)
     #expect(missing.status == 3)
     #expect(missing.output.contains("\(base)/nope.pem"), "\(missing.output)")
+  }
+
+  /// `file-cert:`/`file-root:` name paths chosen by whoever reaches the socket: only the allowed directories
+  /// are read. Before SecretFileAccess, `/etc/shadow` and the local CA's key were served to any client.
+  @Test func fileResourcesOutsideTheAllowedDirectoriesAreRefused() async throws {
+    let base = "/tmp/pf-sdsa-" + UUID().uuidString.prefix(8)
+    defer { try? FileManager.default.removeItem(atPath: base) }
+    // The local CA keeps its key beside allowed material; a symlink in the allowed directory points at it.
+    let caDirectory = base + "/certs/local-ca"
+    let access = SecretFileAccess(
+      allowedDirectories: [base + "/certs"], allowedFiles: SecretName.systemRootCandidates,
+      forbiddenDirectories: [caDirectory])
+    let sds = try await SDSUnderTest.withoutMounts(
+      pkiDirectory: base + "/certs", spiffe: Self.spiffe, fileAccess: access)
+    let ca = try LocalCertificateAuthority(directory: caDirectory, trustDomain: "cluster.local")
+    #expect(symlink(ca.directory + "/root-key.pem", base + "/certs/innocent.key") == 0)
+    let shadow = try await sds.client(names: ["file-cert:\(base)/certs/one.pem~/etc/shadow"], fetch: true)
+    let caKey = try await sds.client(
+      names: ["file-cert:\(base)/certs/local-ca/root-cert.pem~\(base)/certs/local-ca/root-key.pem"], fetch: true)
+    let viaLink = try await sds.client(names: ["file-cert:\(base)/certs/one.pem~\(base)/certs/innocent.key"], fetch: true)
+    let dotDot = try await sds.client(names: ["file-root:\(base)/certs/../../../etc/passwd"], fetch: true)
+    let allowed = try await sds.client(
+      names: ["file-cert:\(base)/certs/one.pem~\(base)/certs/one.key", "file-root:\(base)/certs/ca.pem"], fetch: true)
+    await sds.stop()
+    for refused in [shadow, caKey, viaLink, dotDot] {
+      #expect(refused.status == 3, "\(refused.output)")
+      #expect(refused.output.contains("is outside the certificate directories"), "\(refused.output)")
+      #expect(!refused.output.contains("PRIVATE KEY") && !refused.output.contains("root:x:0"), "\(refused.output)")
+    }
+    #expect(shadow.output.contains("/etc/shadow"), "\(shadow.output)")
+    #expect(allowed.status == 0, "\(allowed.output)")
+  }
+
+  /// Every distinct `file-cert:` name used to stay cached forever; now the cache drops what no stream watches.
+  @Test func fileSecretsNoStreamWatchesAreEvicted() async throws {
+    let base = "/tmp/pf-sdse-" + UUID().uuidString.prefix(8)
+    defer { try? FileManager.default.removeItem(atPath: base) }
+    let sds = try await SDSUnderTest.withoutMounts(
+      pkiDirectory: base + "/pki", spiffe: Self.spiffe, fileAccess: SecretFileAccess(allowedDirectories: [base]))
+    let baseline = await sds.cache.cachedFileSecretCount
+    // Distinct names for the same files: `./` repeated n times in the directory part.
+    func name(_ n: Int) -> String {
+      let dir = base + "/pki" + String(repeating: "/.", count: n)
+      return "file-cert:\(dir)/one.pem~\(dir)/one.key"
+    }
+    for round in 0..<3 {
+      let names = (0..<8).map { name(round * 8 + $0) }
+      let streamed = try await sds.client(names: names)
+      #expect(streamed.status == 0, "\(streamed.output)")
+      #expect(streamed.responses.first?.resources.count == 8)
+      let fetched = try await sds.client(names: [name(100 + round)], fetch: true)
+      #expect(fetched.status == 0, "\(fetched.output)")
+    }
+    let settled = await eventually(timeout: .seconds(10)) { await sds.cache.cachedFileSecretCount == baseline }
+    let count = await sds.cache.cachedFileSecretCount
+    await sds.stop()
+    #expect(settled, "\(count) file secrets still cached; baseline \(baseline)")
+  }
+
+  /// Key files are created 0600 under a fresh name with O_EXCL|O_NOFOLLOW: a symlink planted at the old,
+  /// predictable temporary name (`<path>.tmp-<pid>`) used to receive the key.
+  @Test func keyFilesAreWrittenPrivateFromTheFirstByte() throws {
+    let base = "/tmp/pf-keys-" + UUID().uuidString.prefix(8)
+    defer { try? FileManager.default.removeItem(atPath: base) }
+    try SecretFiles.createPrivateDirectory(base + "/out")
+    func mode(_ path: String) throws -> Int? {
+      try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int
+    }
+    #expect(try mode(base + "/out") == 0o700)
+    #expect(symlink(base + "/leak", base + "/out/key.pem.tmp-\(getpid())") == 0)
+    let old = umask(0)
+    defer { _ = umask(old) }
+    try SecretFiles.writeAtomically("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n", to: base + "/out/key.pem", mode: 0o600)
+    #expect(!FileManager.default.fileExists(atPath: base + "/leak"))
+    #expect(try mode(base + "/out/key.pem") == 0o600)
+    let type = try FileManager.default.attributesOfItem(atPath: base + "/out/key.pem")[.type] as? FileAttributeType
+    #expect(type == .typeRegular)
   }
 
   @Test func staleSocketIsReplacedAndALiveOneRespected() async throws {

@@ -162,6 +162,67 @@ final class FakeApp: @unchecked Sendable {
     #expect(app.record.contains("/metrics text/plain;version=0.0.4"), "\(app.record)")
   }
 
+  /// `X-Prometheus-Scrape-Timeout-Seconds` is untrusted: `inf` and `1e300` used to trap converting to Int64.
+  @Test func hostileScrapeTimeoutHeadersAreIgnoredOrClamped() async throws {
+    let sidecar = try SidecarUnderTest()
+    defer { sidecar.cleanUp() }
+    #expect(await sidecar.waitUntilReady(), "stderr: \(sidecar.stderr)")
+    for value in ["inf", "1e300", "NaN", "-1", "-inf", "abc"] {
+      for port in [sidecar.metricsPort, sidecar.statusPort] {
+        let response = try await sidecar.get(
+          "/stats/prometheus", port: port, headers: [("X-Prometheus-Scrape-Timeout-Seconds", value)])
+        #expect(response.status == 200, "\(value) on \(port)")
+        #expect(response.text.contains("istio_agent_scrapes_total "), "\(value) on \(port)")
+      }
+    }
+    #expect(sidecar.process.isRunning, "stderr: \(sidecar.stderr)")
+    #expect(await sidecar.status("/healthz/ready") == 200)
+  }
+
+  /// A client that sends part of a request head and stops is closed at the 10 s head deadline (it used to
+  /// hold the connection for ever); the status port keeps answering meanwhile.
+  @Test func slowlorisHeadIsClosedAtTheDeadline() async throws {
+    let sidecar = try SidecarUnderTest()
+    defer { sidecar.cleanUp() }
+    #expect(await sidecar.waitUntilReady(), "stderr: \(sidecar.stderr)")
+    let port = sidecar.statusPort
+    async let closedAfter: Duration? = onThread { () -> Duration? in
+      let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+      guard fd >= 0 else { return nil }
+      defer { close(fd) }
+      var timeout = timeval(tv_sec: 30, tv_usec: 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+      guard onLoopback(fd, port: port, { connect($0, $1, $2) }) == 0 else { return nil }
+      let partial = Array("GET /healthz/ready HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
+      _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+      let start = ContinuousClock.now
+      var buffer = [UInt8](repeating: 0, count: 256)
+      while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n == 0 { return ContinuousClock.now - start }
+        if n < 0 { return errno == EINTR ? nil : ContinuousClock.now - start }
+      }
+    }
+    for _ in 0..<3 {
+      #expect(await sidecar.status("/healthz/ready") == 200)
+      try await Task.sleep(for: .seconds(1))
+    }
+    let waited = try #require(try await closedAfter)
+    #expect(waited > .seconds(8) && waited < .seconds(15), "closed after \(waited)")
+    #expect(sidecar.process.isRunning)
+  }
+
+  @Test func scrapeTimeoutHeaderParsing() {
+    let fallback = Duration.seconds(5)
+    #expect(MetricsEndpoint.scrapeTimeout(header: "inf", default: fallback) == fallback)
+    #expect(MetricsEndpoint.scrapeTimeout(header: "NaN", default: fallback) == fallback)
+    #expect(MetricsEndpoint.scrapeTimeout(header: "-1", default: fallback) == fallback)
+    #expect(MetricsEndpoint.scrapeTimeout(header: "0", default: fallback) == fallback)
+    #expect(MetricsEndpoint.scrapeTimeout(header: "1e300", default: fallback) == .seconds(60))
+    #expect(MetricsEndpoint.scrapeTimeout(header: "60.5", default: fallback) == .seconds(60))
+    #expect(MetricsEndpoint.scrapeTimeout(header: "9.5", default: fallback) == .milliseconds(9500))
+  }
+
   @Test func openMetricsFromTheAppYieldsOneEOF() async throws {
     let app = try FakeApp()
     defer { app.stop() }

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import Agent
@@ -65,29 +66,28 @@ private func canBind(_ port: Int) -> Bool {
   let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
   guard fd >= 0 else { return false }
   defer { close(fd) }
+  return onLoopback(fd, port: port) { bind($0, $1, $2) } == 0
+}
+
+/// Calls `bind` or `connect` on `fd` with the address 127.0.0.1:`port`.
+func onLoopback(
+  _ fd: Int32, port: Int, _ call: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32
+) -> Int32 {
   var address = sockaddr_in()
   address.sin_family = sa_family_t(AF_INET)
   address.sin_addr.s_addr = inet_addr("127.0.0.1")
   address.sin_port = in_port_t(UInt16(port).bigEndian)
-  let result = withUnsafePointer(to: &address) {
+  return withUnsafePointer(to: &address) {
     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-      bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      call(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
     }
   }
-  return result == 0
 }
 
 enum Binaries {
   /// The built `pilotfish`, found like ProxyServerTests finds `pilotfish-proxy`.
   static func pilotfish() throws -> String {
-    var directories = [Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-    directories.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
-    directories.append(packageRoot.appendingPathComponent(".build/debug"))
-    for directory in directories {
-      let candidate = directory.appendingPathComponent("pilotfish")
-      if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate.path }
-    }
-    throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "pilotfish next to the test bundle"])
+    try builtProduct("pilotfish", packageRoot: packageRoot.path)
   }
 
   static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

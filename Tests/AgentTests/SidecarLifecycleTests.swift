@@ -180,6 +180,79 @@ import Testing
     #expect(!result.started)
   }
 
+  /// One bad number or duration per case, through every input of `pilotfish proxy sidecar`: the built agent
+  /// exits with status 1 (`run` reports a signal as 128+n) and names the input. `3000000h` and `1e300s`
+  /// overflowed Int64 nanoseconds (a trap) before the range check.
+  struct OutOfRangeCase: CustomTestStringConvertible, Sendable {
+    var environment: [String: String] = [:]
+    var arguments: [String] = []
+    var proxyConfig: String?
+    var annotation: String?
+    var message: String
+    var testDescription: String { message }
+  }
+
+  static let outOfRangeCases: [OutOfRangeCase] = [
+    .init(
+      proxyConfig: #"{"drainDuration": "3000000h"}"#,
+      message: #"PROXY_CONFIG: field drainDuration: invalid duration "3000000h""#),
+    .init(
+      proxyConfig: #"{"terminationDrainDuration": "1e300s"}"#,
+      message: #"PROXY_CONFIG: field terminationDrainDuration: invalid duration "1e300s""#),
+    .init(
+      proxyConfig: #"{"drainDuration": "2562048h"}"#,
+      message: #"PROXY_CONFIG: field drainDuration: invalid duration "2562048h""#),
+    .init(
+      proxyConfig: #"{"fileFlushInterval": "3000000h"}"#,
+      message: #"ProxyConfig fileFlushInterval: invalid duration "3000000h""#),
+    .init(proxyConfig: #"{"fileFlushMinSizeKb": 1e300}"#, message: "ProxyConfig fileFlushMinSizeKb"),
+    .init(proxyConfig: #"{"concurrency": 1e300}"#, message: "PROXY_CONFIG: field concurrency"),
+    .init(
+      annotation: #"{"drainDuration": "9999999999h"}"#,
+      message: #"annotation proxy.istio.io/config: field drainDuration: invalid duration "9999999999h""#),
+    .init(
+      environment: ["SECRET_TTL": "3000000h"], message: #"SECRET_TTL: invalid duration "3000000h""#),
+    .init(environment: ["SECRET_TTL": "1e300s"], message: #"SECRET_TTL: invalid duration "1e300s""#),
+    .init(
+      environment: ["MINIMUM_DRAIN_DURATION": "1e300h"],
+      message: #"MINIMUM_DRAIN_DURATION: invalid duration "1e300h""#),
+    .init(
+      environment: [
+        "ISTIO_KUBE_APP_PROBERS":
+          #"{"/app-health/web/livez": {"httpGet": {"port": 8080, "path": "/"}, "timeoutSeconds": "9223372036854775807"}}"#
+      ], message: "field timeoutSeconds: 9223372036854775807 is above 2147483647"),
+    .init(arguments: ["--proxy-uid", "99999999999"], message: "--proxy-uid: 99999999999 is not an id"),
+    .init(arguments: ["--proxy-gid", "4294967296"], message: "--proxy-gid: 4294967296 is not an id"),
+  ]
+
+  @Test(arguments: outOfRangeCases) func outOfRangeNumbersExitOneNamingTheInput(_ c: OutOfRangeCase)
+    async throws
+  {
+    var arguments = c.arguments
+    let pod = try TempRoot()
+    defer { pod.remove() }
+    if let annotation = c.annotation {
+      let document: [String: Any] = [
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": [
+          "name": "web-0", "namespace": "shop", "annotations": ["proxy.istio.io/config": annotation],
+        ],
+        "spec": ["containers": [["name": "web", "image": "nginx"]]],
+        "status": ["podIP": "127.0.0.1"],
+      ]
+      try pod.write("pod.json", String(decoding: try JSONSerialization.data(withJSONObject: document), as: UTF8.self))
+      arguments += ["--pod-metadata", pod.path + "/pod.json"]
+    }
+    var proxyConfig: String?
+    if let extra = c.proxyConfig {
+      proxyConfig = #"{"discoveryAddress": "", "# + extra.dropFirst()
+    }
+    let result = try await run(environment: c.environment, arguments: arguments, proxyConfig: proxyConfig)
+    #expect(result.status == 1, "\(result.stderr)")
+    #expect(result.stderr.contains(c.message), "\(result.stderr)")
+    #expect(!result.started)
+  }
+
   @Test func malformedAppProbers() async throws {
     let result = try await run(environment: ["ISTIO_KUBE_APP_PROBERS": #"{"/app-health/web/livez": {"#])
     #expect(result.status == 1)

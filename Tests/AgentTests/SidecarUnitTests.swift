@@ -31,6 +31,17 @@ import Testing
     #expect(AdminStats.notLiveReason(["server.state": 0, "listener_manager.workers_started": 1]) == nil)
   }
 
+  /// Values from the admin socket that used to trap in `Int(_:)`: skipped as unparsable.
+  @Test func hostileAdminValuesAreSkipped() {
+    let stats = AdminStats.parse("server.state: inf\nlistener_manager.workers_started: nan\nx: 1e300\ny: 2\n")
+    #expect(stats == ["y": 2])
+    #expect(AdminStats.notLiveReason(stats) == "server.state is not yet reported")
+    #expect(AdminStats.activeConnections("listener.10.0.0.1_80.downstream_cx_active: 1e300\n") == -1)
+    #expect(
+      AdminStats.configNotReceivedReason(AdminStats.parse("cluster_manager.cds.update_rejected: 1e300\n"))?
+        .hasPrefix("config not received") == true)
+  }
+
   @Test func activeConnectionsSkipWorkersAdminAndMetricsListeners() {
     let text = """
       listener.0.0.0.0_15006.downstream_cx_active: 2

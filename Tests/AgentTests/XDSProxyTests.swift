@@ -19,7 +19,7 @@ struct XDSProxyTests {
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    init(upstreamPort: Int) async throws {
+    init(upstreamPort: Int, limits: XDSProxy.Limits = .init()) async throws {
       directory = "/tmp/pf-xds-" + UUID().uuidString.prefix(8)
       socketPath = directory + "/XDS"
       try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -28,7 +28,7 @@ struct XDSProxyTests {
         host: "127.0.0.1", port: upstreamPort, plaintext: true, rootCertificatePath: "", serverName: "istiod",
         tokenPath: directory + "/istio-token", clusterID: "east", extraHeaders: [:])
       let logger = Logger(label: "xds-test")
-      let proxy = XDSProxy(socketPath: socketPath, owner: nil, upstream: upstream, logger: logger)
+      let proxy = XDSProxy(socketPath: socketPath, owner: nil, upstream: upstream, limits: limits, logger: logger)
       let group = ServiceGroup(services: [proxy], logger: logger)
       self.group = group
       task = Task { try await group.run() }
@@ -38,7 +38,8 @@ struct XDSProxyTests {
 
     /// Runs the ADS client to completion on its own thread.
     func client(
-      type: String = XDSProxyTests.clusterType, delta: Bool = false, responses: Int = 1, timeout: Int = 20
+      type: String = XDSProxyTests.clusterType, delta: Bool = false, responses: Int = 1, timeout: Int = 20,
+      padBytes: Int = 0
     ) async throws -> (status: Int32, output: String, responses: [[String: String]]) {
       let out = directory + "/client-" + UUID().uuidString.prefix(6)
       try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -47,6 +48,7 @@ struct XDSProxyTests {
         "\(responses)", "--out", out, "--timeout", "\(timeout)",
       ]
       if delta { arguments.append("--delta") }
+      if padBytes > 0 { arguments += ["--pad-bytes", "\(padBytes)"] }
       let result = try await onThread { try Binaries.run("/usr/bin/env", arguments) }
       return (result.status, result.output, try readResponses([String: String].self, in: out))
     }
@@ -125,6 +127,32 @@ struct XDSProxyTests {
     #expect(result.output.contains("PERMISSION_DENIED: rejected by the fake"), "\(result.output)")
     await proxy.stop()
     await upstream.stop()
+  }
+
+  /// A request over the relay's explicit limit (1 MiB here; the 4 MiB default of gRPC would let this 2 MiB one
+  /// through) ends that stream (the transport resets it: RST_STREAM, seen as CANCELLED by grpcio) and never
+  /// reaches istiod; the relay keeps serving.
+  @Test func anOverLimitRequestIsRefusedAndTheRelayKeepsServing() async throws {
+    let upstream = try await FakeControlPlane()
+    var limits = XDSProxy.Limits()
+    limits.maxRequestBytes = 1024 * 1024
+    let proxy = try await ProxyUnderTest(upstreamPort: upstream.port, limits: limits)
+    let big = try await proxy.client(padBytes: 2 * 1024 * 1024)
+    #expect(big.status == 3, "\(big.output)")
+    #expect(big.output.contains("RESOURCE_EXHAUSTED") || big.output.contains("RST_STREAM"), "\(big.output)")
+    #expect(!upstream.requests.contains { $0.resourceNames.contains { $0.count > 1024 } })
+    let small = try await proxy.client()
+    #expect(small.status == 0, "\(small.output)")
+    #expect(small.responses.first?["nonce"] == "n1")
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  @Test func defaultLimitsAreExplicit() {
+    let limits = XDSProxy.Limits()
+    #expect(limits.maxRequestBytes == 4 * 1024 * 1024)
+    #expect(limits.maxResponseBytes == 64 * 1024 * 1024)
+    #expect(limits.maxBufferedRequests == 64)
   }
 
   @Test func eachDownstreamStreamGetsItsOwnUpstreamStream() async throws {

@@ -239,7 +239,7 @@ struct WebhookTests {
     let server: WebhookServer
     let task: Task<Void, any Error>
 
-    init(maxBodyBytes: Int = 10 << 20) async throws {
+    init(maxBodyBytes: Int = 10 << 20, limits: WebhookServer.Limits = .init()) async throws {
       directory = try ExternalTools.temporaryDirectory("pf-webhook")
       try LiveServer.makeCertificates(into: directory)
       let (addresses, continuation) = AsyncStream<SocketAddress>.makeStream()
@@ -247,7 +247,7 @@ struct WebhookTests {
         configuration: .init(
           host: "127.0.0.1", port: 0, certificateChainPath: directory.appendingPathComponent("tls.crt").path,
           privateKeyPath: directory.appendingPathComponent("tls.key").path,
-          certificatePollInterval: .milliseconds(100), maxBodyBytes: maxBodyBytes),
+          certificatePollInterval: .milliseconds(100), maxBodyBytes: maxBodyBytes, limits: limits),
         settings: InjectorSettings(),
         logger: Logger(label: "test.webhook", factory: { _ in SwiftLogNoOpLogHandler() }),
         onListening: { continuation.yield($0) })
@@ -315,9 +315,9 @@ struct WebhookTests {
 
   /// Runs `body` against a fresh server and always stops it afterwards.
   static func withLiveServer(
-    maxBodyBytes: Int = 10 << 20, _ body: (LiveServer) async throws -> Void
+    maxBodyBytes: Int = 10 << 20, limits: WebhookServer.Limits = .init(), _ body: (LiveServer) async throws -> Void
   ) async throws {
-    let live = try await LiveServer(maxBodyBytes: maxBodyBytes)
+    let live = try await LiveServer(maxBodyBytes: maxBodyBytes, limits: limits)
     do {
       try await body(live)
     } catch {
@@ -401,6 +401,172 @@ struct WebhookTests {
         "\(Self.serviceHost):\(live.port):127.0.0.1", "https://\(Self.serviceHost):\(live.port)/readyz",
       ])
     #expect(twice.status == 200)
+  }
+
+  /// Python's ssl client against the live server: slowloris heads, trickled bodies, a YAML-alias body.
+  /// Prints one line per measurement; bounded by socket timeouts and `timeout 90`.
+  static let hostileClients = #"""
+    import socket, ssl, sys, threading, time
+    port, ca, host, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    context = ssl.create_default_context(cafile=ca)
+    CRLF = "\r\n"
+    def connect():
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        return context.wrap_socket(raw, server_hostname=host)
+    def closed_after(s):
+        start = time.monotonic()
+        try:
+            while s.recv(4096):
+                pass
+        except (OSError, ssl.SSLError):
+            pass
+        return time.monotonic() - start
+    def request(method, path, headers, body=b""):
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: " + host] + headers
+        return (CRLF.join(lines) + CRLF + CRLF).encode() + body
+    def read_all(s):
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    def get(path):
+        s = connect()
+        s.sendall(request("GET", path, ["Connection: close"]))
+        return read_all(s).split(CRLF.encode(), 1)[0].decode()
+    if mode == "slowloris":
+        s = connect()
+        s.sendall(("POST /inject HTTP/1.1" + CRLF + "Host: " + host + CRLF + "Content-Type: app").encode())
+        print("closed after %.2f" % closed_after(s))
+    elif mode == "trickle":
+        stop = threading.Event()
+        opened = []
+        def trickle():
+            try:
+                s = connect()
+                s.sendall(request("POST", "/inject", [
+                    "Content-Type: application/json", "Content-Length: %d" % (9 * 1024 * 1024)]))
+                opened.append(1)
+                while not stop.is_set():
+                    s.sendall(b"{" * 64)
+                    time.sleep(0.05)
+            except (OSError, ssl.SSLError):
+                pass
+        threads = [threading.Thread(target=trickle, daemon=True) for _ in range(30)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 40
+        while len(opened) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        print("trickling %d" % len(opened))
+        for _ in range(5):
+            start = time.monotonic()
+            print("healthz %s in %.2f" % (get("/healthz"), time.monotonic() - start))
+            time.sleep(0.2)
+        stop.set()
+    elif mode == "aliases":
+        levels = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        for i in range(1, 10):
+            levels.append("a%d: &a%d [%s]" % (i, i, ",".join(["*a%d" % (i - 1)] * 10)))
+        body = "\n".join(levels).encode()
+        s = connect()
+        start = time.monotonic()
+        s.sendall(request("POST", "/inject", [
+            "Content-Type: application/json", "Content-Length: %d" % len(body), "Connection: close"], body))
+        data = read_all(s)
+        print("answered in %.2f" % (time.monotonic() - start))
+        print(data.decode(errors="replace"))
+    """#
+
+  static func hostile(_ live: LiveServer, _ mode: String) throws -> String {
+    let result = try ExternalTools.run([
+      "timeout", "90", "python3", "-c", hostileClients, String(live.port),
+      live.directory.appendingPathComponent("ca.crt").path, serviceHost, mode,
+    ])
+    #expect(result.status == 0, "\(result.stderr)")
+    return result.stdout
+  }
+
+  static func seconds(after prefix: String, in output: String) -> Double? {
+    output.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") }
+  }
+
+  @Test("a slowloris head is closed at the request-head deadline", .enabled(if: toolsGate.shouldRun))
+  func slowlorisIsClosed() async throws {
+    guard Self.toolsGate.require() else { return }
+    var limits = WebhookServer.Limits()
+    limits.requestHeadTimeout = .seconds(1)
+    try await Self.withLiveServer(limits: limits) { live in
+      let output = try Self.hostile(live, "slowloris")
+      let closed = try #require(Self.seconds(after: "closed after", in: output), "\(output)")
+      #expect(closed < 5, "\(output)")
+    }
+  }
+
+  @Test(
+    "/healthz answers while 30 clients trickle 9 MiB bodies; they are cut at the request deadline",
+    .enabled(if: toolsGate.shouldRun))
+  func healthzWhileBodiesTrickle() async throws {
+    guard Self.toolsGate.require() else { return }
+    var limits = WebhookServer.Limits()
+    limits.requestTimeout = .seconds(60)
+    try await Self.withLiveServer(limits: limits) { live in
+      let output = try Self.hostile(live, "trickle")
+      #expect(output.contains("trickling 30"), "\(output)")
+      let answers = output.split(separator: "\n").filter { $0.hasPrefix("healthz ") }
+      #expect(answers.count == 5, "\(output)")
+      for answer in answers {
+        #expect(answer.hasPrefix("healthz HTTP/1.1 200"), "\(output)")
+        // Generous: a TLS handshake from a Python thread on a loaded two-core CI machine takes seconds.
+        #expect((Double(answer.split(separator: " ").last ?? "") ?? 99) < 8, "\(output)")
+      }
+    }
+  }
+
+  @Test("a YAML-alias body is refused at once as not JSON", .enabled(if: toolsGate.shouldRun))
+  func yamlAliasesAreNotExpanded() async throws {
+    guard Self.toolsGate.require() else { return }
+    try await Self.withLiveServer { live in
+      let output = try Self.hostile(live, "aliases")
+      let took = try #require(Self.seconds(after: "answered in", in: output), "\(output)")
+      #expect(took < 2, "\(output)")
+      #expect(output.contains("HTTP/1.1 200"), "\(output)")
+      #expect(output.contains(#""allowed":false"#), "\(output)")
+      #expect(output.contains("could not decode the AdmissionReview: not valid JSON"), "\(output)")
+    }
+  }
+
+  /// A pod's `proxy.istio.io/config` annotation is YAML: nested aliases used to expand to ~10^9 values in
+  /// the webhook (memory and CPU of the cluster-wide injector); now the conversion budget refuses them.
+  @Test func aliasBombInAnAnnotationIsRefusedQuickly() {
+    var levels = [#"a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]"#]
+    for i in 1..<10 {
+      levels.append("a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ",") + "]")
+    }
+    var pod = Self.pod
+    pod["metadata"]?["annotations"] = ["proxy.istio.io/config": .string(levels.joined(separator: "\n"))]
+    let start = ContinuousClock.now
+    let (_, decision) = AdmissionReviewer(settings: InjectorSettings()).review(
+      body: Array(Self.review(pod: pod).jsonText.utf8), path: "/inject")
+    #expect(ContinuousClock.now - start < .seconds(2))
+    guard case .deny(let message) = decision else {
+      Issue.record("expected a denial, got \(decision)")
+      return
+    }
+    #expect(message.contains("proxy.istio.io/config") && message.contains("YAML aliases"), "\(message)")
+  }
+
+  @Test func strictJSONKeepsOrderAndNumbersAndRefusesYAML() throws {
+    let value = try JSONValue.parseJSON(Array(#" {"b": [1, -0.5e3, "x\u00e9\n"], "a": {"t": true, "n": null}} "#.utf8))
+    #expect(value.objectValue.map { Array($0.keys) } == ["b", "a"])
+    #expect(value["b"] == .array([.number("1"), .number("-0.5e3"), .string("x\u{e9}\n")]))
+    #expect(value["a"] == .object(["t": .bool(true), "n": .null]))
+    for bad in ["a: 1", #"{"a": &x 1}"#, "[1,]", #"{"a":1,}"#, "01", #""unterminated"#, "[1] 2", "nan", ""] {
+      #expect(throws: JSONValue.ParseError.self, "\(bad)") { try JSONValue.parseJSON(Array(bad.utf8)) }
+    }
+    let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+    #expect(throws: JSONValue.ParseError.self) { try JSONValue.parseJSON(Array(deep.utf8)) }
   }
 
   @Test(

@@ -28,12 +28,7 @@ package struct LocalCertificateAuthority: WorkloadCertificateIssuer {
   /// Loads the root from `directory`, creating it (and the directory) on first use.
   package init(directory: String, trustDomain: String) throws(AgentError) {
     self.directory = directory
-    do {
-      try FileManager.default.createDirectory(
-        atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    } catch {
-      throw AgentError(.identity, "\(directory): cannot create the local CA directory", cause: error)
-    }
+    try SecretFiles.createPrivateDirectory(directory)
     let lockPath = directory + "/.lock"
     let lock = open(lockPath, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
     guard lock >= 0 else {

@@ -24,6 +24,14 @@ package struct IdentitySettings: Sendable {
   package var environment: [String: String]
   package var root: String
 
+  /// The files `file-cert:`/`file-root:` resources may be read from (see ``SecretFileAccess``).
+  package var fileAccess: SecretFileAccess {
+    var localCA: String?
+    if case .localCA(let directory) = provider { localCA = directory }
+    return .standard(
+      root: root, outputDirectory: outputDirectory, localCADirectory: localCA, environment: environment)
+  }
+
   /// The default directory of the local CA: shared by every agent on the machine run by the same user.
   package static func defaultLocalCADirectory(environment: [String: String]) -> String {
     if geteuid() == 0 { return "/var/lib/pilotfish/local-ca" }
@@ -39,7 +47,7 @@ package struct IdentitySettings: Sendable {
     var policy = SecretRotationPolicy()
     if let text = env["SECRET_TTL"], !text.isEmpty {
       guard let ttl = GoDuration.parse(text), ttl > .zero else {
-        throw AgentError(.invalidEnvironment, "SECRET_TTL: invalid duration \"\(text)\" (e.g. 24h)")
+        throw AgentError(.invalidEnvironment, "SECRET_TTL: invalid duration \"\(text)\" (e.g. 24h; \(GoDuration.rangeHint))")
       }
       policy.ttl = ttl
     }

@@ -40,6 +40,7 @@ package actor SecretCache: Service {
   private let source: WorkloadCertificateSource
   private let policy: SecretRotationPolicy
   private let outputDirectory: String?
+  private let fileAccess: SecretFileAccess
   private let pollInterval: Duration
   private let logger: Logger
 
@@ -50,17 +51,21 @@ package actor SecretCache: Service {
   /// A request for the issued certificate failed: the streams that asked are told when it arrives.
   private var announceWhenIssued = false
   /// File-backed secrets served so far, with the bytes they were built from (compared on every poll).
+  /// `file-cert:`/`file-root:` entries live only while a stream watches them (``evictUnwatched()``).
   private var fileSecrets: [SecretName: (contents: [String], secret: WorkloadSecret)] = [:]
   private var subscribers: [Int: AsyncStream<SecretName>.Continuation] = [:]
+  /// The names each subscribed stream watches.
+  private var watched: [Int: Set<SecretName>] = [:]
   private var nextSubscriber = 0
 
   package init(
     source: WorkloadCertificateSource, policy: SecretRotationPolicy = .init(), outputDirectory: String? = nil,
-    pollInterval: Duration = .milliseconds(500), logger: Logger
+    fileAccess: SecretFileAccess = .systemRootsOnly, pollInterval: Duration = .milliseconds(500), logger: Logger
   ) {
     self.source = source
     self.policy = policy
     self.outputDirectory = outputDirectory
+    self.fileAccess = fileAccess
     self.pollInterval = pollInterval
     self.logger = logger
   }
@@ -77,7 +82,7 @@ package actor SecretCache: Service {
       return .validationContext(trustedCAPEM: try await currentCertificate().rootCertificatePEM)
     default:
       if let cached = fileSecrets[name] { return cached.secret }
-      let (contents, secret) = try Self.load(name, source: source)
+      let (contents, secret) = try Self.load(name, source: source, access: fileAccess)
       fileSecrets[name] = (contents, secret)
       return secret
     }
@@ -93,7 +98,32 @@ package actor SecretCache: Service {
 
   package func unsubscribe(_ id: Int) {
     subscribers.removeValue(forKey: id)?.finish()
+    watched.removeValue(forKey: id)
+    evictUnwatched()
   }
+
+  /// Records the names stream `id` now watches (its whole list, as xDS requests carry it); file secrets no
+  /// stream watches any more are dropped.
+  package func watch(_ id: Int, names: [String]) {
+    watched[id] = Set(names.compactMap(SecretName.init))
+    evictUnwatched()
+  }
+
+  /// Drops `file-cert:`/`file-root:` secrets that no stream watches (after a fetch, a closed stream, or an
+  /// unsubscribe), so a client cycling through names cannot grow the cache without bound. The workload's
+  /// own mounted `default`/`ROOTCA` stay.
+  package func evictUnwatched() {
+    let inUse = watched.values.reduce(into: Set<SecretName>()) { $0.formUnion($1) }
+    fileSecrets = fileSecrets.filter { name, _ in
+      switch name {
+      case .workloadCertificate, .rootCertificate: true
+      case .fileCertificate, .fileRoot, .systemRoots: inUse.contains(name)
+      }
+    }
+  }
+
+  /// How many file-backed secrets are cached (for tests and the log).
+  package var cachedFileSecretCount: Int { fileSecrets.count }
 
   private func announce(_ name: SecretName) {
     for continuation in subscribers.values { continuation.yield(name) }
@@ -156,7 +186,7 @@ package actor SecretCache: Service {
   private func writeOutputCertificates(_ certificate: IssuedCertificate) {
     guard let outputDirectory else { return }
     do {
-      try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+      try SecretFiles.createPrivateDirectory(outputDirectory)
       try SecretFiles.writeAtomically(
         certificate.certificateChainPEM, to: outputDirectory + "/cert-chain.pem", mode: 0o644)
       try SecretFiles.writeAtomically(certificate.privateKeyPEM, to: outputDirectory + "/key.pem", mode: 0o600)
@@ -206,11 +236,13 @@ package actor SecretCache: Service {
   /// announced. A changed but invalid file (half-written, wrong kind) is logged and the old secret kept.
   private func pollFiles() {
     for (name, cached) in fileSecrets {
-      guard let contents = try? Self.contents(of: name, source: source), contents != cached.contents else {
+      guard let contents = try? Self.contents(of: name, source: source, access: fileAccess),
+        contents != cached.contents
+      else {
         continue
       }
       do {
-        let (fresh, secret) = try Self.load(name, source: source)
+        let (fresh, secret) = try Self.load(name, source: source, access: fileAccess)
         fileSecrets[name] = (fresh, secret)
         logger.info("certificate file changed; pushing", metadata: ["agent.sds.resource": "\(name)"])
         announce(name)
@@ -223,12 +255,20 @@ package actor SecretCache: Service {
   }
 
   /// The files behind a file-backed name, in a fixed order.
-  private static func paths(of name: SecretName, source: WorkloadCertificateSource) throws(AgentError) -> [String] {
+  private static func paths(
+    of name: SecretName, source: WorkloadCertificateSource, access: SecretFileAccess
+  ) throws(AgentError) -> [String] {
     switch (name, source) {
     case (.workloadCertificate, .files(let chain, let key, _)): return [chain, key]
     case (.rootCertificate, .files(_, _, let root)): return [root]
-    case (.fileCertificate(let chain, let key), _): return [chain, key]
-    case (.fileRoot(let path), _): return [path]
+    case (.fileCertificate(let chain, let key), _):
+      // Client-named paths: only inside the directories the operator allowed (SecretFileAccess).
+      try access.check(chain, resource: name)
+      try access.check(key, resource: name)
+      return [chain, key]
+    case (.fileRoot(let path), _):
+      try access.check(path, resource: name)
+      return [path]
     case (.systemRoots, _):
       guard let path = SecretName.systemRootCandidates.first(where: { FileManager.default.isReadableFile(atPath: $0) })
       else {
@@ -240,16 +280,18 @@ package actor SecretCache: Service {
     }
   }
 
-  private static func contents(of name: SecretName, source: WorkloadCertificateSource) throws(AgentError) -> [String] {
-    try paths(of: name, source: source).map { (path) throws(AgentError) in
+  private static func contents(
+    of name: SecretName, source: WorkloadCertificateSource, access: SecretFileAccess
+  ) throws(AgentError) -> [String] {
+    try paths(of: name, source: source, access: access).map { (path) throws(AgentError) in
       try SecretFiles.read(path, role: "certificate material")
     }
   }
 
   private static func load(
-    _ name: SecretName, source: WorkloadCertificateSource
+    _ name: SecretName, source: WorkloadCertificateSource, access: SecretFileAccess
   ) throws(AgentError) -> ([String], WorkloadSecret) {
-    let paths = try paths(of: name, source: source)
+    let paths = try paths(of: name, source: source, access: access)
     if paths.count == 2 {
       let chain = try SecretFiles.read(paths[0], role: "certificate chain")
       let key = try SecretFiles.read(paths[1], role: "private key")

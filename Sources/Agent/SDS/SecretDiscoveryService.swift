@@ -36,7 +36,7 @@ struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.Si
     logger[metadataKey: "agent.sds.stream"] = "\(subscription)"
     defer { sink.finish() }
     do {
-      try await serve(request: request, response: response, events: events, sink: sink, changes: changes, logger: &logger)
+      try await serve(request: request, response: response, events: events, sink: sink, changes: changes, subscription: subscription, logger: &logger)
     } catch {
       await cache.unsubscribe(subscription)
       logger.info("SDS stream closed", metadata: ["error": "\(error)"])
@@ -50,7 +50,7 @@ struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.Si
     request: RPCAsyncSequence<Envoy_Service_Discovery_V3_DiscoveryRequest, any Error>,
     response: RPCWriter<Envoy_Service_Discovery_V3_DiscoveryResponse>,
     events: AsyncStream<Event>, sink: AsyncStream<Event>.Continuation, changes: AsyncStream<SecretName>,
-    logger: inout Logger
+    subscription: Int, logger: inout Logger
   ) async throws {
     try await withThrowingDiscardingTaskGroup { group in
       group.addTask {
@@ -83,6 +83,7 @@ struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.Si
           let action = state.received(
             resourceNames: message.resourceNames, responseNonce: message.responseNonce,
             errorMessage: message.hasErrorDetail ? message.errorDetail.message : nil)
+          await cache.watch(subscription, names: state.watched)
           switch action {
           case .respond(let names):
             try await send(names, on: response, state: &state, logger: logger)
@@ -135,9 +136,12 @@ struct SecretDiscoveryService: Envoy_Service_Secret_V3_SecretDiscoveryService.Si
       do {
         resources.append(try Google_Protobuf_Any(message: try await cache.secret(parsed).envoySecret(name: name)))
       } catch let error as AgentError {
+        await cache.evictUnwatched()
         throw RPCError(code: .unavailable, message: "FetchSecrets \(name): \(error)")
       }
     }
+    // A one-shot read keeps nothing cached that no stream watches.
+    await cache.evictUnwatched()
     return makeResponse(resources)
   }
 

@@ -55,21 +55,53 @@ enum SecretFiles {
     return blocks
   }
 
-  /// Writes `text` to `path` atomically (temporary file + rename) with `mode`.
+  /// Writes `text` to `path` atomically with `mode` from the first byte: a fresh temporary name beside it is
+  /// created with `O_CREAT|O_EXCL|O_NOFOLLOW` and `mode` (then `fchmod`, so the umask cannot widen or narrow
+  /// it) before anything is written, then renamed over `path`. A key is never readable by others, not even
+  /// for the instant a default-umask temporary file would have been.
   static func writeAtomically(_ text: String, to path: String, mode: Int) throws(AgentError) {
-    let temporary = path + ".tmp-\(getpid())"
+    let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode))
+    guard descriptor >= 0 else {
+      throw AgentError(.identity, "\(path): cannot create \(temporary) (\(String(cString: strerror(errno))))")
+    }
+    func fail(_ what: String) -> AgentError {
+      let reason = String(cString: strerror(errno))
+      close(descriptor)
+      unlink(temporary)
+      return AgentError(.identity, "\(path): \(what) (\(reason))")
+    }
+    guard fchmod(descriptor, mode_t(mode)) == 0 else { throw fail("cannot set mode \(String(mode, radix: 8))") }
+    let bytes = Array(text.utf8)
+    var written = 0
+    while written < bytes.count {
+      let n = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else { throw fail("cannot write \(temporary)") }
+      written += n
+    }
+    guard fsync(descriptor) == 0 else { throw fail("cannot sync \(temporary)") }
+    close(descriptor)
+    guard rename(temporary, path) == 0 else {
+      let reason = String(cString: strerror(errno))
+      unlink(temporary)
+      throw AgentError(.identity, "\(path): cannot rename \(temporary) over it (\(reason))")
+    }
+  }
+
+  /// Creates `path` (and missing parents) and makes the directory itself 0700: private keys go in it. An
+  /// existing directory of this user is narrowed to 0700 too; one of another user is left as it is.
+  static func createPrivateDirectory(_ path: String) throws(AgentError) {
     do {
-      try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
-      try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: temporary)
-      guard rename(temporary, path) == 0 else {
-        throw AgentError(.identity, "\(path): cannot rename \(temporary) over it (errno \(errno))")
-      }
-    } catch let error as AgentError {
-      try? FileManager.default.removeItem(atPath: temporary)
-      throw error
+      try FileManager.default.createDirectory(
+        atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     } catch {
-      try? FileManager.default.removeItem(atPath: temporary)
-      throw AgentError(.identity, "\(path): cannot write", cause: error)
+      throw AgentError(.identity, "\(path): cannot create the directory", cause: error)
+    }
+    var info = stat()
+    guard stat(path, &info) == 0, info.st_uid == geteuid(), info.st_mode & 0o7777 != 0o700 else { return }
+    guard chmod(path, 0o700) == 0 else {
+      throw AgentError(.identity, "\(path): cannot make the directory 0700 (\(String(cString: strerror(errno))))")
     }
   }
 }

@@ -19,18 +19,40 @@ internal import ServiceLifecycle
 /// the downstream stream with the upstream's status (UNAVAILABLE for a lost connection), and the proxy
 /// re-subscribes with its own state — the same effect as Istio's agent. A downstream that goes away cancels
 /// its upstream.
+///
+/// Bounds: a request from the proxy larger than ``Limits/maxRequestBytes`` or a response from istiod larger
+/// than ``Limits/maxResponseBytes`` ends that stream with RESOURCE_EXHAUSTED (the agent and other streams
+/// carry on); at most ``Limits/maxBufferedRequests`` requests wait for a slow upstream per stream, beyond
+/// which the stream ends with RESOURCE_EXHAUSTED instead of buffering without limit.
 package struct XDSProxy: Service {
+  /// Message-size and buffering limits of the relay.
+  package struct Limits: Sendable, Equatable {
+    /// Requests (subscriptions, ACKs) from the proxy: 4 MiB, istiod's own default receive limit
+    /// (ISTIO_GPRC_MAXRECVMSGSIZE), so nothing istiod would refuse is relayed.
+    package var maxRequestBytes = 4 * 1024 * 1024
+    /// Pushes from istiod: 64 MiB. Istio's agent accepts up to 2 GiB (math.MaxInt32) here; a full CDS/EDS
+    /// push of a large mesh is tens of MiB, so 4 MiB would cut real pushes while 64 MiB still bounds memory.
+    package var maxResponseBytes = 64 * 1024 * 1024
+    /// Requests read from the proxy but not yet written upstream, per stream.
+    package var maxBufferedRequests = 64
+
+    package init() {}
+  }
+
   package var socketPath: String
   package var owner: (uid: UInt32, gid: UInt32)?
   package var upstream: IstiodConnection
+  package var limits: Limits
   private let logger: Logger
 
   package init(
-    socketPath: String, owner: (uid: UInt32, gid: UInt32)?, upstream: IstiodConnection, logger: Logger
+    socketPath: String, owner: (uid: UInt32, gid: UInt32)?, upstream: IstiodConnection,
+    limits: Limits = Limits(), logger: Logger
   ) {
     self.socketPath = socketPath
     self.owner = owner
     self.upstream = upstream
+    self.limits = limits
     self.logger = logger
   }
 
@@ -41,10 +63,12 @@ package struct XDSProxy: Service {
     else {
       throw AgentError(.identity, "\(socketPath): the xDS proxy socket could not be created")
     }
+    var config = HTTP2ServerTransport.Posix.Config.defaults
+    config.rpc.maxRequestPayloadSize = limits.maxRequestBytes
     let server = GRPCServer(
       transport: .http2NIOPosix(
-        listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext, config: .defaults),
-      services: [AggregatedDiscoveryRelay(upstream: upstream, logger: logger)])
+        listeningSocketDescriptor: Int(descriptor), transportSecurity: .plaintext, config: config),
+      services: [AggregatedDiscoveryRelay(upstream: upstream, limits: limits, logger: logger)])
     logger.info(
       "xDS proxy listening",
       metadata: ["agent.xds.socket": "\(socketPath)", "agent.xds.upstream": "\(upstream.host):\(upstream.port)"])
@@ -63,6 +87,7 @@ enum RelayPart: Sendable { case downstream, relay }
 /// `envoy.service.discovery.v3.AggregatedDiscoveryService`, answered by relaying to istiod.
 struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.SimpleServiceProtocol {
   let upstream: IstiodConnection
+  let limits: XDSProxy.Limits
   let logger: Logger
 
   func streamAggregatedResources(
@@ -114,16 +139,30 @@ struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryS
     }
     var options = CallOptions.defaults
     options.waitForReady = true
+    // grpc-swift-nio-transport 2.x applies `maxRequestMessageBytes` as the limit on the messages the client
+    // *receives* (its stream handler's decoder); both are set so the intent holds if that changes.
+    options.maxRequestMessageBytes = limits.maxResponseBytes
+    options.maxResponseMessageBytes = limits.maxResponseBytes
     let target = "\(upstream.host):\(upstream.port)"
     logger.info("xDS stream opened; relaying", metadata: ["agent.xds.kind": "\(kind)", "agent.xds.upstream": "\(target)"])
     // The proxy's requests are read by a task of this handler and handed over through a stream, so the
     // server-side request sequence is never consumed after the handler has returned.
-    let (requests, sink) = AsyncThrowingStream<Request, any Error>.makeStream()
+    let (requests, sink) = AsyncThrowingStream<Request, any Error>.makeStream(
+      bufferingPolicy: .bufferingOldest(limits.maxBufferedRequests))
+    let maxBuffered = limits.maxBufferedRequests
     do {
       try await withThrowingTaskGroup(of: RelayPart.self) { group in
         group.addTask {
           do {
-            for try await message in downstream { sink.yield(message) }
+            for try await message in downstream {
+              if case .dropped = sink.yield(message) {
+                sink.finish(
+                  throwing: RPCError(
+                    code: .resourceExhausted,
+                    message: "more than \(maxBuffered) requests are waiting for istiod on this stream"))
+                break
+              }
+            }
             sink.finish()
           } catch {
             sink.finish(throwing: error)

@@ -10,8 +10,10 @@ extension Manifest {
     var documents: [JSONValue] = []
     do {
       let parser = try Parser(yaml: text)
+      // Aliases expand on conversion: bounded as in `JSONValue.parseDocuments`.
+      var budget = 16 * text.utf8.count + 1024
       while let node = try parser.nextRoot() {
-        documents.append(try JSONValue(node: node))
+        documents.append(try JSONValue(node: node, budget: &budget))
       }
     } catch let error as JSONValue.ParseError {
       throw ManifestError(.unreadable, "document \(documents.count + 1): \(error.message)")

@@ -25,8 +25,12 @@ extension JSONValue {
       // The sequence is its own iterator and keeps a syntax error on itself instead of throwing it, so it is
       // advanced in place and its error read afterwards.
       var documents = try Yams.compose_all(yaml: text)
+      // Yams resolves an alias to its anchor's node, so converting expands every alias: a few hundred
+      // bytes of nested aliases ("billion laughs", e.g. in a pod's proxy.istio.io/config annotation) would
+      // become billions of values. The conversion may visit at most this many nodes.
+      var budget = 16 * text.utf8.count + 1024
       while let node = documents.next() {
-        result.append(try JSONValue(node: node))
+        result.append(try JSONValue(node: node, budget: &budget))
       }
       if let error = documents.error { throw ParseError(message: "not valid YAML or JSON: \(error)") }
       return result
@@ -37,7 +41,11 @@ extension JSONValue {
     }
   }
 
-  init(node: Node) throws(ParseError) {
+  init(node: Node, budget: inout Int) throws(ParseError) {
+    budget -= 1
+    guard budget >= 0 else {
+      throw ParseError(message: "the document expands to far more values than its size (YAML aliases?)")
+    }
     switch node {
     case .scalar(let scalar):
       switch node.tag.description {
@@ -60,12 +68,12 @@ extension JSONValue {
       var object = OrderedDictionary<String, JSONValue>()
       for (key, value) in mapping {
         guard let name = key.string else { throw ParseError(message: "a mapping key is not a string") }
-        object[name] = try JSONValue(node: value)
+        object[name] = try JSONValue(node: value, budget: &budget)
       }
       self = .object(object)
     case .sequence(let sequence):
       var array: [JSONValue] = []
-      for item in sequence { array.append(try JSONValue(node: item)) }
+      for item in sequence { array.append(try JSONValue(node: item, budget: &budget)) }
       self = .array(array)
     case .alias:
       throw ParseError(message: "YAML aliases are not supported")

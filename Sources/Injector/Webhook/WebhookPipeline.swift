@@ -7,10 +7,11 @@ extension ChannelPipeline.SynchronousOperations {
   /// (which also turns `ChannelShouldQuiesceEvent` into a close after the response in flight), then the
   /// webhook handler.
   func configureWebhookPipeline(
-    certificates: CertificateReloader, router: WebhookRouter, maxBodyBytes: Int
+    certificates: CertificateReloader, router: WebhookRouter, maxBodyBytes: Int,
+    limits: WebhookServer.Limits = .init()
   ) throws {
     try addHandler(NIOSSLServerHandler(context: certificates.context()))
     try configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
-    try addHandler(WebhookHTTPHandler(router: router, maxBodyBytes: maxBodyBytes))
+    try addHandler(WebhookHTTPHandler(router: router, maxBodyBytes: maxBodyBytes, limits: limits))
   }
 }

@@ -2,6 +2,7 @@ package import Logging
 package import NIOCore
 internal import NIOPosix
 internal import ServiceLifecycle
+internal import Synchronization
 
 /// `pilotfish webhook`: the HTTPS AdmissionReview server, as a swift-service-lifecycle `Service`.
 ///
@@ -9,6 +10,19 @@ internal import ServiceLifecycle
 /// connection to finish the request in flight and close, and returns once they have. Cancellation closes
 /// connections at once.
 package struct WebhookServer: Sendable {
+  /// How long a connection may take, and how many may be open: a client cannot pin the webhook's memory or
+  /// its accept queue. A request head must be complete 10 s after the connection opens (the TLS handshake
+  /// included), the whole request 30 s after its head (the API server's longest webhook timeout is 30 s),
+  /// and the next request must begin within 60 s of an answer; at most 1024 connections are open at once
+  /// (new ones beyond are closed on accept). Bodies are limited by `Configuration.maxBodyBytes` (413).
+  package struct Limits: Sendable {
+    package var requestHeadTimeout: Duration = .seconds(10)
+    package var requestTimeout: Duration = .seconds(30)
+    package var idleTimeout: Duration = .seconds(60)
+    package var maxConnections = 1024
+    package init() {}
+  }
+
   package struct Configuration: Sendable {
     package var host: String
     package var port: Int
@@ -17,11 +31,13 @@ package struct WebhookServer: Sendable {
     /// How often the certificate files are checked even without new connections.
     package var certificatePollInterval: Duration
     package var maxBodyBytes: Int
+    package var limits: Limits
 
     package init(
       host: String = "0.0.0.0", port: Int = 15017, certificateChainPath: String, privateKeyPath: String,
-      certificatePollInterval: Duration = .seconds(5), maxBodyBytes: Int = 10 << 20
+      certificatePollInterval: Duration = .seconds(5), maxBodyBytes: Int = 10 << 20, limits: Limits = .init()
     ) {
+      self.limits = limits
       self.host = host
       self.port = port
       self.certificateChainPath = certificateChainPath
@@ -60,6 +76,7 @@ extension WebhookServer: Service {
     let certificates = self.certificates
     let router = self.router
     let maxBodyBytes = configuration.maxBodyBytes
+    let limits = configuration.limits
     let server: NIOAsyncChannel<any Channel, Never>
     do {
       server = try await ServerBootstrap(group: group)
@@ -69,7 +86,7 @@ extension WebhookServer: Service {
         .bind(host: configuration.host, port: configuration.port) { channel in
           channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.configureWebhookPipeline(
-              certificates: certificates, router: router, maxBodyBytes: maxBodyBytes)
+              certificates: certificates, router: router, maxBodyBytes: maxBodyBytes, limits: limits)
             return channel
           }
         }
@@ -97,10 +114,21 @@ extension WebhookServer: Service {
 
   private func acceptLoop(_ server: NIOAsyncChannel<any Channel, Never>) async throws {
     let logger = self.logger
+    let maxConnections = configuration.limits.maxConnections
+    let open = OpenConnections()
     try await withThrowingDiscardingTaskGroup { connections in
       try await server.executeThenClose { inbound in
         for try await connection in inbound.cancelOnGracefulShutdown() {
-          connections.addTask { await Self.serve(connection, logger: logger) }
+          guard open.add(1) <= maxConnections else {
+            _ = open.add(-1)
+            logger.warning("webhook: \(maxConnections) connections open; closing a new one")
+            connection.close(promise: nil)
+            continue
+          }
+          connections.addTask {
+            defer { _ = open.add(-1) }
+            await Self.serve(connection, logger: logger)
+          }
         }
       }
       logger.debug("webhook stopped accepting; finishing open connections")
@@ -135,4 +163,12 @@ extension WebhookServer {
     configuration.maximumGracefulShutdownDuration = drainTimeout
     try await ServiceGroup(configuration: configuration).run()
   }
+}
+
+/// How many connections the webhook has open (an `Atomic` in a class, so connection tasks can share it).
+final class OpenConnections: Sendable {
+  private let count = Atomic<Int>(0)
+
+  /// Adds `delta` and returns the new count.
+  func add(_ delta: Int) -> Int { count.wrappingAdd(delta, ordering: .relaxed).newValue }
 }

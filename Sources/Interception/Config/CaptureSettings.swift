@@ -273,18 +273,26 @@ private struct Reader {
     return result
   }
 
+  /// The longest duration a flag takes (a day; the probe timeout is seconds in practice).
+  static let maxDurationSeconds: Double = 86_400
+
   /// Go-style durations (`5s`, `500ms`, `1m`, `1.5s`) or plain seconds.
   mutating func duration(_ flag: CaptureFlag) throws(InterceptionError) -> Duration? {
     guard let value = try string(flag) else { return nil }
     let text = value.trimmingSpaces
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-      if let number = Double(text.dropLast(suffix.count)), number > 0 {
-        return .milliseconds(Int64(number * scale * 1000))
-      }
+    var parsed = Double(text)
+    for (suffix, scale) in units where parsed == nil && text.hasSuffix(suffix) {
+      parsed = Double(text.dropLast(suffix.count)).map { $0 * scale }
     }
-    if let seconds = Double(text), seconds > 0 { return .milliseconds(Int64(seconds * 1000)) }
-    throw invalid(flag, value, "not a duration (e.g. 5s, 500ms)")
+    // `inf`, `nan`, `1e300s`: Double parses them; converting them to Int64 would trap.
+    guard let seconds = parsed, seconds.isFinite, seconds > 0 else {
+      throw invalid(flag, value, "not a duration (e.g. 5s, 500ms)")
+    }
+    guard seconds <= Self.maxDurationSeconds else {
+      throw invalid(flag, value, "longer than \(Int(Self.maxDurationSeconds))s")
+    }
+    return .milliseconds(Int64((seconds * 1000).rounded(.up)))
   }
 }
 

@@ -23,6 +23,7 @@ def main():
     parser.add_argument("--responses", type=int, default=1)
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=float, default=20)
+    parser.add_argument("--pad-bytes", type=int, default=0, help="a resource name this long in the first request")
     args = parser.parse_args()
     node = base_pb2.Node(id=args.node)
     stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(grpc.insecure_channel("unix:" + os.path.abspath(args.socket)))
@@ -30,7 +31,8 @@ def main():
     if args.delta:
         requests.put(discovery_pb2.DeltaDiscoveryRequest(node=node, type_url=args.type))
     else:
-        requests.put(discovery_pb2.DiscoveryRequest(node=node, type_url=args.type))
+        names = ["x" * args.pad_bytes] if args.pad_bytes else []
+        requests.put(discovery_pb2.DiscoveryRequest(node=node, type_url=args.type, resource_names=names))
 
     def outgoing():
         while True:
