@@ -21,21 +21,15 @@ func eventually(
   return try await condition()
 }
 
-/// Waits (bounded) for `process` to exit and returns its status (128+signal when killed), nil on timeout.
-/// Does not rely on `Process.waitUntilExit`: under the test runner's blocked signal mask Foundation may never
-/// notice the exit, so this also reaps with `waitpid` itself.
+/// Waits (bounded) for `process` to exit and returns its status (128+signal when killed); nil when it was
+/// still running at the deadline (it is SIGKILLed then). `ChildProcess.reap` also reaps with `waitpid`
+/// itself: under the test runner's blocked signal mask Foundation may never notice the exit.
 func reap(_ process: Process, timeout: Duration = .seconds(20)) -> Int32? {
-  let deadline = ContinuousClock.now + timeout
-  let pid = process.processIdentifier
-  while ContinuousClock.now < deadline {
-    if !process.isRunning { return process.terminationStatus }
-    var status: Int32 = 0
-    if waitpid(pid, &status, WNOHANG) == pid {
-      return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    }
-    usleep(20_000)
+  switch ChildProcess.reap(process, timeout: timeout) {
+  case .exited(let code): code
+  case .signaled(let signal): 128 + signal
+  case .timedOut: nil
   }
-  return nil
 }
 
 /// SIGKILL and reap (processes started from the test runner inherit its blocked mask, SIGTERM included).
@@ -98,27 +92,16 @@ enum Binaries {
     packageRoot.appendingPathComponent("Tests/AgentTests/Helpers/\(name)").path
   }
 
-  /// Runs a program to completion with `stdin`, returning status and combined output.
+  /// Runs a program to completion (at most 60 s) with `stdin`, returning its status (128+signal when
+  /// killed, -1 on timeout) and its standard output followed by its standard error.
   static func run(
     _ path: String, _ arguments: [String], stdin: String = "", environment: [String: String]? = nil,
     directory: String? = nil
   ) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let input = Pipe()
-    let output = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    input.fileHandleForWriting.write(Data(stdin.utf8))
-    try input.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let status = reap(process, timeout: .seconds(60)) ?? -1
-    return (status, String(decoding: data, as: UTF8.self))
+    let child = try ChildProcess.run(
+      path, arguments, input: Data(stdin.utf8), environment: environment, currentDirectory: directory,
+      timeout: .seconds(60))
+    return (child.termination.exitStatusOrFailure, child.stdoutText + child.stderrText)
   }
 }
 
