@@ -49,8 +49,55 @@ package enum JSONValue: Equatable, Sendable {
         with: Data(trimmed.utf8), options: [.fragmentsAllowed])
       return try JSONValue(any: object)
     }
-    guard let yaml = try Yams.load(yaml: trimmed) else { return .object([:]) }
-    return try JSONValue(any: yaml)
+    guard let root = try Yams.compose(yaml: trimmed) else { return .object([:]) }
+    // Yams resolves an alias to its anchor's node, so converting expands every alias: a few hundred bytes
+    // of nested aliases ("billion laughs", e.g. in a pod's proxy.istio.io/config annotation) would become
+    // billions of values. The conversion may visit at most this many nodes.
+    var budget = 16 * trimmed.utf8.count + 1024
+    return try JSONValue(yaml: root, budget: &budget)
+  }
+
+  /// A YAML node as JSON, per YAML's core schema (plain scalars resolve to null, bool, int or float),
+  /// merge keys (`<<`) applied; each node visited costs one unit of `budget`.
+  init(yaml node: Node, budget: inout Int, depth: Int = 0) throws {
+    budget -= 1
+    guard budget >= 0, depth < 512 else {
+      throw UnsupportedValue(
+        description: "the YAML document expands to far more values than its size (aliases?) or nests too deep"
+      )
+    }
+    switch node {
+    case .scalar(let scalar):
+      switch Tag.Name(rawValue: node.tag.rawValue) {
+      case .null: self = .null
+      case .bool: self = node.bool.map(JSONValue.bool) ?? .string(scalar.string)
+      case .int:
+        self =
+          node.int.map { .number(Double($0)) } ?? node.float.map(JSONValue.number) ?? .string(scalar.string)
+      case .float: self = node.float.map(JSONValue.number) ?? .string(scalar.string)
+      default: self = .string(scalar.string)
+      }
+    case .mapping(let mapping):
+      var object: [String: JSONValue] = [:]
+      for (key, value) in mapping {
+        let converted = try JSONValue(yaml: value, budget: &budget, depth: depth + 1)
+        if key.scalar?.string == "<<" {
+          // Merge key: the mapping's (or mappings') entries, explicit keys win.
+          let sources: [JSONValue]
+          if case .array(let list) = converted { sources = list } else { sources = [converted] }
+          for case .object(let inner) in sources {
+            for (k, v) in inner where object[k] == nil { object[k] = v }
+          }
+          continue
+        }
+        object[key.string ?? key.scalar?.string ?? "\(key)"] = converted
+      }
+      self = .object(object)
+    case .sequence(let sequence):
+      self = .array(try sequence.map { try JSONValue(yaml: $0, budget: &budget, depth: depth + 1) })
+    case .alias:
+      throw UnsupportedValue(description: "unresolved YAML alias")
+    }
   }
 
   static func parseJSON(_ data: Data) throws -> JSONValue {

@@ -14,7 +14,11 @@ extension JSONValue {
       throw JSONSyntaxError(line: 0, column: 0, message: "\(error)")
     }
     guard let root else { return .object([]) }
-    return try convert(root, depth: 0)
+    // Yams resolves an alias to its anchor's node, so converting expands every alias: a few hundred bytes
+    // of nested aliases ("billion laughs", e.g. in ISTIO_BOOTSTRAP_OVERRIDE) would become billions of
+    // values. The conversion may visit at most this many nodes.
+    var budget = 16 * text.utf8.count + 1024
+    return try convert(root, depth: 0, budget: &budget)
   }
 
   private static func syntaxError(_ error: YamlError) -> JSONSyntaxError {
@@ -29,15 +33,22 @@ extension JSONValue {
     }
   }
 
-  private static func convert(_ node: Node, depth: Int) throws(JSONSyntaxError) -> JSONValue {
+  private static func convert(_ node: Node, depth: Int, budget: inout Int) throws(JSONSyntaxError)
+    -> JSONValue
+  {
     guard depth < 512 else { throw JSONSyntaxError(line: 0, column: 0, message: "nesting too deep") }
+    budget -= 1
+    guard budget >= 0 else {
+      throw JSONSyntaxError(
+        line: 0, column: 0, message: "the document expands to far more values than its size (YAML aliases?)")
+    }
     switch node {
     case .mapping(let mapping):
       var members: [(key: String, value: JSONValue)] = []
       for (key, value) in mapping {
         if key.scalar?.string == "<<" {
           // Merge key: the mapping's (or mappings') entries come first, explicit keys override.
-          let merged = try convert(value, depth: depth + 1)
+          let merged = try convert(value, depth: depth + 1, budget: &budget)
           let sources: [JSONValue]
           if case .array(let list) = merged { sources = list } else { sources = [merged] }
           for case .object(let inner) in sources {
@@ -49,12 +60,12 @@ extension JSONValue {
         }
         let keyText = key.scalar?.string ?? key.string ?? ""
         members.removeAll { $0.key == keyText }
-        members.append((keyText, try convert(value, depth: depth + 1)))
+        members.append((keyText, try convert(value, depth: depth + 1, budget: &budget)))
       }
       return .object(members)
     case .sequence(let sequence):
       var elements: [JSONValue] = []
-      for element in sequence { elements.append(try convert(element, depth: depth + 1)) }
+      for element in sequence { elements.append(try convert(element, depth: depth + 1, budget: &budget)) }
       return .array(elements)
     case .scalar(let scalar):
       if scalar.style != .plain { return .string(scalar.string) }

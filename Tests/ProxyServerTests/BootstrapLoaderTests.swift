@@ -196,4 +196,16 @@ import Testing
           ("f", .number("1.5")),
         ]))
   }
+
+  /// Nested aliases ("billion laughs", e.g. in ISTIO_BOOTSTRAP_OVERRIDE) are refused, not expanded.
+  @Test func yamlAliasBombIsRefusedQuickly() {
+    var text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in 1..<9 {
+      let previous = "*a\(level - 1)"
+      text += "a\(level): &a\(level) [" + Array(repeating: previous, count: 10).joined(separator: ", ") + "]\n"
+    }
+    let start = ContinuousClock.now
+    #expect(throws: JSONSyntaxError.self) { try JSONValue.parseYAML(text) }
+    #expect(ContinuousClock.now - start < .seconds(5))
+  }
 }
