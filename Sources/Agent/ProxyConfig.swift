@@ -210,7 +210,11 @@ package enum GoDuration {
       rest = rest.dropFirst(number.count)
       guard let unit = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
       rest = rest.dropFirst(unit.0.count)
-      total += .nanoseconds(Int64((value * unit.1 * 1e9).rounded()))
+      // Out of Int64 nanoseconds (about 292 years) is not a duration, as in Go: nil, never a trap.
+      let nanoseconds = (value * unit.1 * 1e9).rounded()
+      guard nanoseconds.isFinite, nanoseconds < Double(Int64.max) else { return nil }
+      total += .nanoseconds(Int64(nanoseconds))
+      guard total <= .nanoseconds(Int64.max) else { return nil }
     }
     return total
   }

@@ -225,5 +225,16 @@ struct PodMetadataTests {
     #expect(GoDuration.parse("0.250s") == .milliseconds(250))
     #expect(GoDuration.parse("abc") == nil)
     #expect(GoDuration.format(.milliseconds(250)) == "0.25s")
+    // Found by hack/fuzz.sh (Durations): past Int64 nanoseconds (about 292 years) the parser trapped.
+    #expect(GoDuration.parse("818188181.m") == nil)
+    #expect(GoDuration.parse("2562048h") == nil)
+    #expect(GoDuration.parse("2562047h47m16s") == .seconds(9_223_372_036))
+    #expect(GoDuration.parse("2562047h2562047h") == nil)
+    #expect(
+      throws: AgentError(.invalidEnvironment, #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s""#)
+    ) {
+      try PodMetadata.fromEnvironment(
+        ["PROXY_CONFIG": #"{"drainDuration": "99999999999999999999s"}"#], root: "/nonexistent")
+    }
   }
 }
