@@ -278,12 +278,16 @@ private struct Reader {
     guard let value = try string(flag) else { return nil }
     let text = value.trimmingSpaces
     let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-    for (suffix, scale) in units where text.hasSuffix(suffix) {
-      if let number = Double(text.dropLast(suffix.count)), number > 0 {
-        return .milliseconds(Int64(number * scale * 1000))
-      }
+    // Whole milliseconds that fit an Int64; "inf", "1e300s" and the like are bad input, not a trap.
+    func milliseconds(_ number: Double, _ scale: Double) -> Duration? {
+      let ms = number * scale * 1000
+      guard number > 0, ms.isFinite, ms < Double(Int64.max) else { return nil }
+      return .milliseconds(Int64(ms))
     }
-    if let seconds = Double(text), seconds > 0 { return .milliseconds(Int64(seconds * 1000)) }
+    for (suffix, scale) in units where text.hasSuffix(suffix) {
+      if let number = Double(text.dropLast(suffix.count)), let d = milliseconds(number, scale) { return d }
+    }
+    if let seconds = Double(text), let d = milliseconds(seconds, 1) { return d }
     throw invalid(flag, value, "not a duration (e.g. 5s, 500ms)")
   }
 }
