@@ -85,6 +85,25 @@ struct ConfigConversionTests {
     }
   }
 
+  /// Found by hack/fuzz.sh (Bootstrap): proto3 allows durations up to 315,576,000,000 s, TimeAmount holds
+  /// about 9,223,372,036 s; the conversion overflowed (a trap) instead of naming the field.
+  @Test func durationsTooLargeForTimeAmountNameTheField() throws {
+    let cluster = try Envoy_Config_Cluster_V3_Cluster(
+      jsonString: #"{"name":"c","type":"STATIC","connect_timeout":"9999999999s"}"#)
+    var warnings: [ProxyConfigWarning] = []
+    #expect(throws: ProxyConfigError("connect_timeout", "9999999999s is too large (at most 9223372036s)")) {
+      _ = try Cluster(cluster, warnings: &warnings)
+    }
+    var largest = Google_Protobuf_Duration()
+    largest.seconds = 9_223_372_036
+    largest.nanos = 854_775_807
+    #expect(try DurationConversion.timeAmount(largest, path: "t") == .nanoseconds(Int64.max))
+    largest.nanos = 854_775_808
+    #expect(throws: ProxyConfigError("t", "9223372036s is too large (at most 9223372036s)")) {
+      _ = try DurationConversion.timeAmount(largest, path: "t")
+    }
+  }
+
   func convertRaw(filtersJSON: String) throws(ProxyConfigError) -> Listener {
     try convert(
       #"{"name":"x","address":{"socket_address":{"address":"127.0.0.1","port_value":1}},"filter_chains":[{"filters":\#(filtersJSON)}]}"#

@@ -119,6 +119,12 @@ package enum DurationConversion {
     guard duration.seconds >= 0, duration.nanos >= 0 else {
       throw ProxyConfigError(path, "must not be negative")
     }
-    return .nanoseconds(duration.seconds * 1_000_000_000 + Int64(duration.nanos))
+    // TimeAmount counts Int64 nanoseconds (about 292 years); proto3 allows durations up to 10,000 years.
+    let (scaled, overflow) = duration.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+    let (nanoseconds, overflowNanos) = scaled.addingReportingOverflow(Int64(duration.nanos))
+    guard !overflow, !overflowNanos else {
+      throw ProxyConfigError(path, "\(duration.seconds)s is too large (at most \(Int64.max / 1_000_000_000)s)")
+    }
+    return .nanoseconds(nanoseconds)
   }
 }
