@@ -1,13 +1,13 @@
 // libFuzzer target: every duration parser Pilotfish has (hack/fuzz.sh builds and runs it):
 // - Go durations in the agent (`GoDuration.parse`: ProxyConfig, pilot-agent flags and environment),
-//   also through `ProxyConfig.layered` as a `drainDuration` the way PROXY_CONFIG carries it;
+//   also through the ProxyConfig field reader as a `drainDuration` the way PROXY_CONFIG carries it;
 // - proto3 JSON durations ("1.5s") decoded into `google.protobuf.Duration`, then turned into the proxy's
 //   `TimeAmount` by `DurationConversion.timeAmount` (every timeout in listeners, clusters, routes, HCM);
 // - istio-iptables' `--probe-timeout`.
 // A parser must return a value or nil/throw; a trap (overflow, bad conversion) is a finding.
 //
 // Input: the duration text.
-internal import Agent
+@testable import Agent
 internal import EnvoyAPI
 internal import Interception
 internal import ProxyCore
@@ -20,9 +20,8 @@ func fuzzDurations(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> CInt {
   let text = String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
 
   if let d = GoDuration.parse(text) { _ = GoDuration.format(d) }
-  _ = try? ProxyConfig.layered([
-    .init(source: "PROXY_CONFIG", value: .object(["drainDuration": .string(text)]), code: .invalidEnvironment)
-  ])
+  _ = try? FieldReader(object: ["drainDuration": .string(text)], source: "PROXY_CONFIG", code: .invalidEnvironment)
+    .duration("drainDuration")
 
   var quoted = "\""
   for scalar in text.unicodeScalars {
@@ -38,6 +37,6 @@ func fuzzDurations(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     _ = try? DurationConversion.timeAmount(proto, path: "timeout")
   }
 
-  _ = try? CaptureSettings.resolve(flags: [.probeTimeout: text], environment: [:], host: host)
+  _ = try? CaptureSettings.resolve(flags: [.probeTimeout: text, .proxyUID: "1337"], environment: [:], host: host)
   return 0
 }
