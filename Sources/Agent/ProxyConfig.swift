@@ -169,7 +169,8 @@ struct FieldReader {
       for (k, v) in o {
         switch v {
         case .string(let s): out[k] = s
-        case .number(let d): out[k] = d.rounded() == d ? String(Int(d)) : String(d)
+        // Whole numbers print as integers while an Int holds them exactly; 1e300 or .inf must not trap.
+        case .number(let d): out[k] = d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d)
         case .bool(let b): out[k] = String(b)
         default: throw fail("\(key).\(k)", "expected a string")
         }

@@ -174,7 +174,13 @@ package struct SidecarSettings: Sendable {
       }
       commandLine.fileFlushInterval = d
     }
-    if case .number(let kb)? = document["fileFlushMinSizeKb"] { commandLine.fileFlushMinSizeKB = Int(kb) }
+    if case .number(let kb)? = document["fileFlushMinSizeKb"] {
+      guard kb.rounded() == kb, kb >= 0, kb < 1e12 else {
+        throw AgentError(
+          .invalidEnvironment, "ProxyConfig fileFlushMinSizeKb: expected a whole number of KiB, got \(kb)")
+      }
+      commandLine.fileFlushMinSizeKB = Int(kb)
+    }
     commandLine.proxyLogLevel = options.proxyLogLevel
     commandLine.proxyComponentLogLevel = options.proxyComponentLogLevel
     commandLine.skipDeprecatedLogs = try flag("ENVOY_SKIP_DEPRECATED_LOGS", default: true)

@@ -217,6 +217,36 @@ struct PodMetadataTests {
     ) { try BootstrapGenerator(pod: pod) }
   }
 
+  /// Found by hack/fuzz.sh (PodMetadata): numbers where strings are expected went through Int(_:), which traps
+  /// for 1e300 or YAML's .inf (a pod label, a proxyMetadata value, fileFlushMinSizeKb in the annotation).
+  @Test("numbers out of Int's range in the pod and its ProxyConfig are values or errors, never traps")
+  func hugeNumbers() throws {
+    let pod = try PodMetadata.fromPod(
+      .object([
+        "metadata": .object([
+          "name": .string("p"), "labels": .object(["big": .number(1e300), "small": .number(7)]),
+          "annotations": .object(["proxy.istio.io/config": .string("proxyMetadata: {INF: .inf}")]),
+        ])
+      ]), source: "pod.json", environment: [:])
+    #expect(pod.labels["big"] == "1e+300")
+    #expect(pod.labels["small"] == "7")
+    #expect(pod.environment["INF"] == "inf")
+
+    let root = try TempRoot()
+    defer { root.remove() }
+    try root.write(
+      "pod.json",
+      #"{"metadata": {"name": "p", "annotations": {"proxy.istio.io/config": "fileFlushMinSizeKb: 1e300"}}}"#)
+    var options = SidecarOptions(environment: ["INSTANCE_IP": "10.0.0.1"])
+    options.root = root.path
+    options.podMetadataPath = root.path + "/pod.json"
+    options.binaryPath = "/bin/true"
+    #expect(
+      throws: AgentError(
+        .invalidEnvironment, "ProxyConfig fileFlushMinSizeKb: expected a whole number of KiB, got 1e+300")
+    ) { try SidecarSettings.resolve(options) }
+  }
+
   @Test("Go durations")
   func durations() {
     #expect(GoDuration.parse("45s") == .seconds(45))
