@@ -263,11 +263,20 @@ let package = Package(
 if Context.environment["PILOTFISH_FUZZ"] == "1" {
   let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
     ("HTTP1", ["ProxyHTTP"]),
-    ("Bootstrap", ["ProxyServer", "ProxyCore", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    (
+      "Bootstrap",
+      ["ProxyServer", "ProxyCore", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+    ),
     ("PodMetadata", ["Agent"]),
     ("AdmissionReview", ["Injector"]),
     ("CaptureFlags", ["Interception"]),
-    ("Durations", ["Agent", "Interception", "ProxyCore", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+    (
+      "Durations",
+      [
+        "Agent", "Interception", "ProxyCore", "EnvoyAPI",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
     ("AdminQuery", ["ProxyServer", "ProxyCore", .product(name: "Logging", package: "swift-log")]),
   ]
   for target in fuzzTargets {

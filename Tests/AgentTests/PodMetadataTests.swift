@@ -217,8 +217,9 @@ struct PodMetadataTests {
     ) { try BootstrapGenerator(pod: pod) }
   }
 
-  /// Found by hack/fuzz.sh (PodMetadata): numbers where strings are expected went through Int(_:), which traps
-  /// for 1e300 or YAML's .inf (a pod label, a proxyMetadata value, fileFlushMinSizeKb in the annotation).
+  /// Crashed the PodMetadata fuzz target (hack/fuzz.sh): numbers where strings are expected went through
+  /// Int(_:), which traps for 1e300 or YAML's .inf (a pod label, a proxyMetadata value, fileFlushMinSizeKb
+  /// in the annotation).
   @Test("numbers out of Int's range in the pod and its ProxyConfig are values or errors, never traps")
   func hugeNumbers() throws {
     let pod = try PodMetadata.fromPod(
@@ -255,13 +256,15 @@ struct PodMetadataTests {
     #expect(GoDuration.parse("0.250s") == .milliseconds(250))
     #expect(GoDuration.parse("abc") == nil)
     #expect(GoDuration.format(.milliseconds(250)) == "0.25s")
-    // Found by hack/fuzz.sh (Durations): past Int64 nanoseconds (about 292 years) the parser trapped.
+    // Found by the Durations fuzz target (hack/fuzz.sh, "818188181.m"): past Int64 nanoseconds (about
+    // 292 years) the parser trapped.
     #expect(GoDuration.parse("818188181.m") == nil)
     #expect(GoDuration.parse("2562048h") == nil)
     #expect(GoDuration.parse("2562047h47m16s") == .seconds(9_223_372_036))
     #expect(GoDuration.parse("2562047h2562047h") == nil)
     #expect(
-      throws: AgentError(.invalidEnvironment, #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s""#)
+      throws: AgentError(
+        .invalidEnvironment, #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s""#)
     ) {
       try PodMetadata.fromEnvironment(
         ["PROXY_CONFIG": #"{"drainDuration": "99999999999999999999s"}"#], root: "/nonexistent")

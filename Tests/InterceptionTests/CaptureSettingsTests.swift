@@ -106,7 +106,7 @@ internal import Testing
       [.probeTimeout: "soon"], [:],
       "invalid value \"soon\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"
     ),
-    // Found by hack/fuzz.sh (Durations): values past Int64 milliseconds trapped instead of failing.
+    // Crashed the Durations fuzz target (hack/fuzz.sh): values past Int64 milliseconds trapped instead of failing.
     (
       [.probeTimeout: "inf"], [:],
       "invalid value \"inf\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"

@@ -85,8 +85,8 @@ struct ConfigConversionTests {
     }
   }
 
-  /// Found by hack/fuzz.sh (Bootstrap): proto3 allows durations up to 315,576,000,000 s, TimeAmount holds
-  /// about 9,223,372,036 s; the conversion overflowed (a trap) instead of naming the field.
+  /// Crashed the Bootstrap fuzz target (hack/fuzz.sh): proto3 allows durations up to 315,576,000,000 s,
+  /// TimeAmount holds about 9,223,372,036 s; the conversion overflowed (a trap) instead of naming the field.
   @Test func durationsTooLargeForTimeAmountNameTheField() throws {
     let cluster = try Envoy_Config_Cluster_V3_Cluster(
       jsonString: #"{"name":"c","type":"STATIC","connect_timeout":"9999999999s"}"#)

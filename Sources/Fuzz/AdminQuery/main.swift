@@ -7,6 +7,7 @@
 // Input: byte 0 picks the method (bit 0: POST); the rest is the request target (`/stats?filter=…`).
 internal import Logging
 internal import ProxyCore
+
 @testable import ProxyServer
 
 let bootstrapJSON = """
@@ -46,7 +47,9 @@ func fuzzAdminQuery(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> CInt {
   let uri = String(decoding: data[1...], as: UTF8.self)
   let request = AdminRequest(method: method, uri: uri, body: "")
   // Shutting down and draining would end the fuzzing process's proxy; everything else is answered.
-  if request.path == "/quitquitquit" || request.path == "/healthcheck/fail" || request.path == "/drain_listeners" {
+  if request.path == "/quitquitquit" || request.path == "/healthcheck/fail"
+    || request.path == "/drain_listeners"
+  {
     return 0
   }
   let response = api.handle(request)

@@ -1,3 +1,8 @@
+internal import EnvoyAPI
+internal import Interception
+internal import ProxyCore
+internal import SwiftProtobuf
+
 // libFuzzer target: every duration parser Pilotfish has (hack/fuzz.sh builds and runs it):
 // - Go durations in the agent (`GoDuration.parse`: ProxyConfig, pilot-agent flags and environment),
 //   also through the ProxyConfig field reader as a `drainDuration` the way PROXY_CONFIG carries it;
@@ -8,10 +13,6 @@
 //
 // Input: the duration text.
 @testable import Agent
-internal import EnvoyAPI
-internal import Interception
-internal import ProxyCore
-internal import SwiftProtobuf
 
 let host = HostFacts(kernelIPv6: false, addresses: [], nameservers: [], hasNetAdmin: false)
 
@@ -20,15 +21,19 @@ func fuzzDurations(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> CInt {
   let text = String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
 
   if let d = GoDuration.parse(text) { _ = GoDuration.format(d) }
-  _ = try? FieldReader(object: ["drainDuration": .string(text)], source: "PROXY_CONFIG", code: .invalidEnvironment)
-    .duration("drainDuration")
+  _ = try? FieldReader(
+    object: ["drainDuration": .string(text)], source: "PROXY_CONFIG", code: .invalidEnvironment
+  )
+  .duration("drainDuration")
 
   var quoted = "\""
   for scalar in text.unicodeScalars {
     switch scalar {
     case "\"": quoted += "\\\""
     case "\\": quoted += "\\\\"
-    case _ where scalar.value < 0x20: quoted += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+    case _ where scalar.value < 0x20:
+      let hex = String(scalar.value, radix: 16)
+      quoted += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
     default: quoted.unicodeScalars.append(scalar)
     }
   }
@@ -37,6 +42,7 @@ func fuzzDurations(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> CInt {
     _ = try? DurationConversion.timeAmount(proto, path: "timeout")
   }
 
-  _ = try? CaptureSettings.resolve(flags: [.probeTimeout: text, .proxyUID: "1337"], environment: [:], host: host)
+  _ = try? CaptureSettings.resolve(
+    flags: [.probeTimeout: text, .proxyUID: "1337"], environment: [:], host: host)
   return 0
 }

@@ -123,7 +123,8 @@ package enum DurationConversion {
     let (scaled, overflow) = duration.seconds.multipliedReportingOverflow(by: 1_000_000_000)
     let (nanoseconds, overflowNanos) = scaled.addingReportingOverflow(Int64(duration.nanos))
     guard !overflow, !overflowNanos else {
-      throw ProxyConfigError(path, "\(duration.seconds)s is too large (at most \(Int64.max / 1_000_000_000)s)")
+      throw ProxyConfigError(
+        path, "\(duration.seconds)s is too large (at most \(Int64.max / 1_000_000_000)s)")
     }
     return .nanoseconds(nanoseconds)
   }
