@@ -21,7 +21,6 @@
 # .build-fuzz/corpus/<target>/ (the seeds under Tests/FuzzCorpus are only read).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source hack/setup.sh
 
 targets_all=(HTTP1 Bootstrap PodMetadata AdmissionReview CaptureFlags Durations AdminQuery)
 # Inputs longer than this are not generated (the seeds show the size each format needs).
@@ -55,6 +54,7 @@ if [ -z "$mode" ]; then
   echo "hack/fuzz.sh: say --smoke, --long, --runs N, --seconds S or --tsan (see --help)" >&2
   exit 1
 fi
+source hack/setup.sh
 
 if [ "$mode" = tsan ]; then
   # Own scratch path: a TSan build shares nothing with the normal or the fuzzing one.
@@ -99,7 +99,7 @@ for target in "${selected[@]}"; do
   "$bin/Fuzz$target" "$corpus" "Tests/FuzzCorpus/$target" "${budget[@]}" -max_len="${max_len[$target]}" \
     -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$scratch/crashes/$target-" \
     >"$log" 2>&1 || status=$?
-  # "Done 1000000 runs in 412 second(s)" and libFuzzer's final stats.
+  # libFuzzer's final stats (-print_final_stats=1): inputs run and average executions per second.
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   if ((status != 0)); then
