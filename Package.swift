@@ -262,3 +262,33 @@ let package = Package(
     ),
   ]
 )
+
+// libFuzzer targets over the input parsers, built only by hack/fuzz.sh (PILOTFISH_FUZZ=1 with
+// `--sanitize=fuzzer --sanitize=address` in .build-fuzz): normal builds and `swift build --build-tests`
+// never see them. Each exports `LLVMFuzzerTestOneInput` and no `main` (libFuzzer provides it).
+if Context.environment["PILOTFISH_FUZZ"] == "1" {
+  let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+    ("HTTP1", ["ProxyHTTP"]),
+    (
+      "Bootstrap",
+      ["ProxyServer", "ProxyCore", "EnvoyAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+    ),
+    ("PodMetadata", ["Agent"]),
+    ("AdmissionReview", ["Injector"]),
+    ("CaptureFlags", ["Interception"]),
+    (
+      "Durations",
+      [
+        "Agent", "Interception", "ProxyCore", "EnvoyAPI",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
+    ("AdminQuery", ["ProxyServer", "ProxyCore", .product(name: "Logging", package: "swift-log")]),
+  ]
+  for target in fuzzTargets {
+    package.targets.append(
+      .executableTarget(
+        name: "Fuzz\(target.name)", dependencies: target.dependencies, path: "Sources/Fuzz/\(target.name)",
+        swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]))
+  }
+}

@@ -219,6 +219,37 @@ struct PodMetadataTests {
     ) { try BootstrapGenerator(pod: pod) }
   }
 
+  /// Crashed the PodMetadata fuzz target (hack/fuzz.sh): numbers where strings are expected went through
+  /// Int(_:), which traps for 1e300 or YAML's .inf (a pod label, a proxyMetadata value, fileFlushMinSizeKb
+  /// in the annotation).
+  @Test("numbers out of Int's range in the pod and its ProxyConfig are values or errors, never traps")
+  func hugeNumbers() throws {
+    let pod = try PodMetadata.fromPod(
+      .object([
+        "metadata": .object([
+          "name": .string("p"), "labels": .object(["big": .number(1e300), "small": .number(7)]),
+          "annotations": .object(["proxy.istio.io/config": .string("proxyMetadata: {INF: .inf}")]),
+        ])
+      ]), source: "pod.json", environment: [:])
+    #expect(pod.labels["big"] == "1e+300")
+    #expect(pod.labels["small"] == "7")
+    #expect(pod.environment["INF"] == "inf")
+
+    let root = try TempRoot()
+    defer { root.remove() }
+    try root.write(
+      "pod.json",
+      #"{"metadata": {"name": "p", "annotations": {"proxy.istio.io/config": "fileFlushMinSizeKb: 1e300"}}}"#)
+    var options = SidecarOptions(environment: ["INSTANCE_IP": "10.0.0.1"])
+    options.root = root.path
+    options.podMetadataPath = root.path + "/pod.json"
+    options.binaryPath = "/bin/true"
+    #expect(
+      throws: AgentError(
+        .invalidEnvironment, "ProxyConfig fileFlushMinSizeKb: 1e+300 is not a whole number of KiB up to 2^30")
+    ) { try SidecarSettings.resolve(options) }
+  }
+
   @Test("Go durations")
   func durations() {
     #expect(GoDuration.parse("45s") == .seconds(45))
@@ -227,5 +258,18 @@ struct PodMetadataTests {
     #expect(GoDuration.parse("0.250s") == .milliseconds(250))
     #expect(GoDuration.parse("abc") == nil)
     #expect(GoDuration.format(.milliseconds(250)) == "0.25s")
+    // Found by the Durations fuzz target (hack/fuzz.sh, "818188181.m"): past Int64 nanoseconds (about
+    // 292 years) the parser trapped.
+    #expect(GoDuration.parse("818188181.m") == nil)
+    #expect(GoDuration.parse("2562048h") == nil)
+    #expect(GoDuration.parse("2562047h47m16s") == .seconds(9_223_372_036))
+    #expect(GoDuration.parse("2562047h2562047h") == nil)
+    #expect(
+      throws: AgentError(
+        .invalidEnvironment, #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s""#)
+    ) {
+      try PodMetadata.fromEnvironment(
+        ["PROXY_CONFIG": #"{"drainDuration": "99999999999999999999s"}"#], root: "/nonexistent")
+    }
   }
 }

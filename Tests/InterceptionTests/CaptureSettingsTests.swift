@@ -106,6 +106,15 @@ internal import Testing
       [.probeTimeout: "soon"], [:],
       "invalid value \"soon\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"
     ),
+    // Crashed the Durations fuzz target (hack/fuzz.sh): values past Int64 milliseconds trapped instead of failing.
+    (
+      [.probeTimeout: "inf"], [:],
+      "invalid value \"inf\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"
+    ),
+    (
+      [.probeTimeout: "1e300s"], [:],
+      "invalid value \"1e300s\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"
+    ),
   ])
   func badInputNamesTheFlagAndValue(flags: [CaptureFlag: String], env: [String: String], message: String) {
     #expect(throws: InterceptionError(.invalidArgument, message)) {

@@ -85,6 +85,31 @@ struct ConfigConversionTests {
     }
   }
 
+  /// Crashed the Bootstrap fuzz target (hack/fuzz.sh): proto3 allows durations up to 315,576,000,000 s,
+  /// TimeAmount holds about 9,223,372,036 s; the conversion overflowed (a trap) instead of naming the field.
+  @Test func durationsTooLargeForTimeAmountNameTheField() throws {
+    let cluster = try Envoy_Config_Cluster_V3_Cluster(
+      jsonString: #"{"name":"c","type":"STATIC","connect_timeout":"9999999999s"}"#)
+    var warnings: [ProxyConfigWarning] = []
+    #expect(
+      throws: ProxyConfigError(
+        "connect_timeout", "9999999999s is out of range (at most 9223372035s, and nanos below 1e9)")
+    ) {
+      _ = try Cluster(cluster, warnings: &warnings)
+    }
+    var largest = Google_Protobuf_Duration()
+    largest.seconds = 9_223_372_035
+    largest.nanos = 999_999_999
+    #expect(try DurationConversion.timeAmount(largest, path: "t") == .nanoseconds(9_223_372_035_999_999_999))
+    largest.seconds = 9_223_372_036
+    largest.nanos = 0
+    #expect(
+      throws: ProxyConfigError("t", "9223372036s is out of range (at most 9223372035s, and nanos below 1e9)")
+    ) {
+      _ = try DurationConversion.timeAmount(largest, path: "t")
+    }
+  }
+
   func convertRaw(filtersJSON: String) throws(ProxyConfigError) -> Listener {
     try convert(
       #"{"name":"x","address":{"socket_address":{"address":"127.0.0.1","port_value":1}},"filter_chains":[{"filters":\#(filtersJSON)}]}"#
