@@ -266,7 +266,8 @@ struct PodMetadataTests {
     #expect(GoDuration.parse("2562047h2562047h") == nil)
     #expect(
       throws: AgentError(
-        .invalidEnvironment, #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s""#)
+        .invalidEnvironment,
+        #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s" (e.g. 45s, 1m30s; at most 2562047h)"#)
     ) {
       try PodMetadata.fromEnvironment(
         ["PROXY_CONFIG": #"{"drainDuration": "99999999999999999999s"}"#], root: "/nonexistent")

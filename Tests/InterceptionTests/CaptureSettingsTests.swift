@@ -113,7 +113,7 @@ internal import Testing
     ),
     (
       [.probeTimeout: "1e300s"], [:],
-      "invalid value \"1e300s\" for --probe-timeout: not a duration (e.g. 5s, 500ms)"
+      "invalid value \"1e300s\" for --probe-timeout: longer than 86400s"
     ),
   ])
   func badInputNamesTheFlagAndValue(flags: [CaptureFlag: String], env: [String: String], message: String) {
