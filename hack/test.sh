@@ -19,15 +19,22 @@ fi
 # the CI machines): a target whose tests block on child processes, namespaces or sockets for seconds must not
 # starve another target's async tests into their timeouts.
 failed=()
-for dir in Tests/*/; do
+for dir in Tests/*Tests/; do
   target=$(basename "$dir")
   echo "hack/test.sh: $target" >&2
   # A hung target fails after 25 minutes instead of eating CI's 90 (tests bound their own waits too).
   timeout --kill-after=30 1500 swift test --skip-build --disable-xctest --filter "^$target\." \
     || failed+=("$target")
 done
+# CI (or PILOTFISH_FUZZ_SMOKE=1) also replays the fuzz seeds and crashers and fuzzes each parser for a few
+# seconds (hack/fuzz.sh --smoke: its own AddressSanitizer build in .build-fuzz, about ten minutes here).
+fuzzed=""
+if [ "${CI:-}" = "true" ] || [ "${PILOTFISH_FUZZ_SMOKE:-}" = "1" ]; then
+  echo "hack/test.sh: fuzz smoke (hack/fuzz.sh --smoke)" >&2
+  if hack/fuzz.sh --smoke; then fuzzed="; fuzz smoke passed"; else failed+=("fuzz smoke"); fi
+fi
 if ((${#failed[@]})); then
   echo "hack/test.sh: failed: ${failed[*]}" >&2
   exit 1
 fi
-echo "hack/test.sh: every test target passed" >&2
+echo "hack/test.sh: every test target passed$fuzzed" >&2

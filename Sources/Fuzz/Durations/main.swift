@@ -26,18 +26,8 @@ func fuzzDurations(_ pointer: UnsafePointer<UInt8>, _ count: Int) -> CInt {
   )
   .duration("drainDuration")
 
-  var quoted = "\""
-  for scalar in text.unicodeScalars {
-    switch scalar {
-    case "\"": quoted += "\\\""
-    case "\\": quoted += "\\\\"
-    case _ where scalar.value < 0x20:
-      let hex = String(scalar.value, radix: 16)
-      quoted += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-    default: quoted.unicodeScalars.append(scalar)
-    }
-  }
-  quoted += "\""
+  // The text as a JSON string literal (a StringValue's JSON form), then as a proto3 JSON Duration.
+  guard let quoted = try? Google_Protobuf_StringValue(text).jsonString() else { return 0 }
   if let proto = try? Google_Protobuf_Duration(jsonString: quoted) {
     _ = try? DurationConversion.timeAmount(proto, path: "timeout")
   }
