@@ -95,6 +95,20 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
+    // The data path's I/O: one reactor per worker (epoll, timer wheel, eventfd), the connection slab,
+    // `Connection` and `TransportSocket`, listening sockets, tcp_proxy on the reactor. No NIO channels.
+    // C shim over epoll, eventfd and accept4 (not exported by Glibc's Swift module).
+    .target(name: "CReactor"),
+    .target(
+      name: "ProxyEngine",
+      dependencies: [
+        "ProxyCore",
+        "CReactor",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "NIOCore", package: "swift-nio"),
+      ],
+      swiftSettings: swiftSettings
+    ),
     // The HTTP connection manager: a strict framing-only HTTP/1.1 codec over the receive buffer, routing,
     // the router filter and upstream connection pools. Data path in ChannelHandlers.
     .target(
@@ -209,6 +223,15 @@ let package = Package(
         .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "ProxyEngineTests",
+      dependencies: [
+        "ProxyEngine", "ProxyCore", "EnvoyAPI", "TestSupport",
+        .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: swiftSettings

@@ -4,8 +4,8 @@ package import NIOCore
 /// connects upstream on the same event loop.
 package struct TcpProxyFilter: TerminalNetworkFilter {
   package let config: TcpProxyConfig
-  let stats: TcpProxyStats
-  let accessLogFormats: [(path: String, format: AccessLogFormat)]
+  package let stats: TcpProxyStats
+  package let accessLogFormats: [(path: String, format: AccessLogFormat)]
 
   package init(config: TcpProxyConfig, stats store: StatsStore) throws(ProxyConfigError) {
     self.config = config
@@ -26,7 +26,7 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
   }
 
   /// Picks the cluster for a new connection (weighted clusters in proportion to weight).
-  func chooseClusterName() -> String {
+  package func chooseClusterName() -> String {
     switch config.route {
     case .cluster(let name):
       return name
@@ -44,17 +44,17 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
 }
 
 /// `tcp.<stat_prefix>.` stats.
-struct TcpProxyStats: Sendable {
-  let cxTotal: Counter
-  let cxNoRoute: Counter
-  let rxBytesTotal: Counter
-  let txBytesTotal: Counter
-  let idleTimeout: Counter
-  let upstreamFlushTotal: Counter
-  let downstreamPausedReading: Counter
-  let downstreamResumedReading: Counter
-  let upstreamPausedReading: Counter
-  let upstreamResumedReading: Counter
+package struct TcpProxyStats: Sendable {
+  package let cxTotal: Counter
+  package let cxNoRoute: Counter
+  package let rxBytesTotal: Counter
+  package let txBytesTotal: Counter
+  package let idleTimeout: Counter
+  package let upstreamFlushTotal: Counter
+  package let downstreamPausedReading: Counter
+  package let downstreamResumedReading: Counter
+  package let upstreamPausedReading: Counter
+  package let upstreamResumedReading: Counter
 
   init(store: StatsStore, prefix: String) {
     let scope = store.scope("tcp.\(prefix)")

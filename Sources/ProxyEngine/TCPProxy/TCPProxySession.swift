@@ -1,0 +1,402 @@
+package import NIOCore
+package import ProxyCore
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// `envoy.filters.network.tcp_proxy` on the reactor: one session owns a downstream connection and the
+/// upstream connection it opens on the same reactor, and moves bytes between them with direct calls.
+///
+/// - Backpressure: a side stops reading while the other side's pending output is above its high watermark
+///   (the per-connection buffer limit) and resumes below the low one, so neither direction buffers more
+///   than the limit.
+/// - Half-close: a FIN read on one side becomes a write shutdown on the other once its pending bytes are
+///   written; the session ends when both directions are closed, or either side fails.
+/// - Connect attempts (`max_connect_attempts`) with the cluster's connect timeout; idle timeout; stats,
+///   circuit-breaker slot and access log as the NIO handlers kept them.
+package final class TCPProxySession: ConnectionCallbacks {
+  private let filter: TcpProxyFilter
+  private let proxy: ProxyContext
+  private let info: DownstreamConnection
+  package let downstream: Connection
+  package private(set) var upstream: Connection?
+  private var cluster: UpstreamCluster?
+  private var host: UpstreamHost?
+  private var attempt = 0
+  private var holdsConnectionSlot = false
+  private var upstreamCounted = false
+  private var upstreamConnected = false
+  private var connectStartNanos: UInt64 = 0
+  private var upstreamStartNanos: UInt64 = 0
+  private var upstreamLocal: SocketAddress?
+  private var closedByUpstream = false
+  private var finished = false
+  private var responseFlags: [String] = []
+  private var terminationDetails: String?
+  private var idleTimer = TimerID.none
+  private var connectTimer = TimerID.none
+  private var received: UInt64 = 0
+  private var sent: UInt64 = 0
+  private var receivedUnreported: UInt64 = 0
+  private var sentUnreported: UInt64 = 0
+  private var downstreamPaused = false
+  private var upstreamPaused = false
+  /// Called once when the session has released everything (the listener's connection accounting).
+  package var onFinish: (() -> Void)?
+
+  private static let idleKind: UInt32 = 1
+  private static let connectKind: UInt32 = 2
+
+  /// Starts serving `downstream`: picks the cluster and connects upstream. `initialBytes` are bytes listener
+  /// filters already read (they go upstream first).
+  package init(
+    filter: TcpProxyFilter, proxy: ProxyContext, connection info: DownstreamConnection,
+    downstream: Connection,
+    initialBytes: ByteBuffer? = nil
+  ) {
+    self.filter = filter
+    self.proxy = proxy
+    self.info = info
+    self.downstream = downstream
+    downstream.callbacks = self
+    downstream.halfCloseEnabled = true
+    if var initialBytes, initialBytes.readableBytes > 0 {
+      count(received: initialBytes.readableBytes)
+      pendingUpstream = initialBytes
+      initialBytes = ByteBuffer()
+    }
+  }
+
+  /// Bytes for upstream that arrived before it connected (only listener-filter bytes: downstream does not
+  /// read until upstream connects).
+  private var pendingUpstream: ByteBuffer?
+
+  package func start() {
+    filter.stats.cxTotal.inc()
+    let clusterName = filter.chooseClusterName()
+    guard let cluster = proxy.clusterManager.cluster(named: clusterName) else {
+      filter.stats.cxNoRoute.inc()
+      fail(flag: "NC", details: "no cluster \(clusterName)")
+      return
+    }
+    self.cluster = cluster
+    guard cluster.acquireConnectionSlot() else {
+      fail(flag: "UO", details: "upstream connection overflow")
+      return
+    }
+    holdsConnectionSlot = true
+    // Downstream is read only once upstream can take the bytes.
+    if downstream.isReadEnabled { downstream.readDisable(true) }
+    downstreamPaused = true
+    if let timeout = filter.config.idleTimeout {
+      idleTimer = downstream.makeTimer(kind: Self.idleKind)
+      downstream.reactor.arm(idleTimer, afterMilliseconds: Self.milliseconds(timeout))
+    }
+    connect()
+  }
+
+  // MARK: Upstream connect
+
+  private func connect() {
+    guard let cluster, downstream.state != .closed else { return }
+    attempt += 1
+    guard let host = cluster.chooseHost(originalDestination: info.originalDestination) else {
+      cluster.stats.cxNoneHealthy.inc()
+      fail(flag: "UH", details: "no healthy upstream")
+      return
+    }
+    self.host = host
+    cluster.stats.cxTotal.inc()
+    cluster.stats.cxActive.inc()
+    host.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
+    host.connectionsActive.wrappingAdd(1, ordering: .relaxed)
+    upstreamCounted = true
+    connectStartNanos = MonotonicClock.nanoseconds()
+    let address: SocketAddress
+    var source: SocketAddress?
+    switch host.address {
+    case .socket(let socketAddress):
+      address = socketAddress
+      source = Self.sourceAddress(for: socketAddress, in: cluster.config.sourceAddresses)
+    case .pipe(let path):
+      guard let unix = try? SocketAddress(unixDomainSocketPath: path) else {
+        connectFailed(errno: ENAMETOOLONG, reason: "unix socket path too long: \(path)")
+        return
+      }
+      address = unix
+    case .dns(let name, _):
+      connectFailed(errno: EHOSTUNREACH, reason: "host \(name) is not resolved")
+      return
+    }
+    let limit = max(32 * 1024, cluster.config.perConnectionBufferLimitBytes)
+    let connection: Connection
+    do {
+      connection = try Connection(
+        connectingTo: address, reactor: downstream.reactor, bufferLimit: limit, bindTo: source)
+    } catch {
+      if error.errno == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
+      connectFailed(errno: error.errno, reason: error.description)
+      return
+    }
+    connection.callbacks = self
+    connection.halfCloseEnabled = true
+    upstream = connection
+    connectTimer = connection.makeTimer(kind: Self.connectKind)
+    connection.reactor.arm(connectTimer, afterMilliseconds: Self.milliseconds(cluster.config.connectTimeout))
+  }
+
+  private func connectFailed(errno code: Int32, reason: String, timedOut: Bool = false) {
+    guard let cluster, let host else { return }
+    cluster.stats.cxConnectFail.inc()
+    if timedOut { cluster.stats.cxConnectTimeout.inc() }
+    host.connectFailures.wrappingAdd(1, ordering: .relaxed)
+    releaseUpstreamCount()
+    upstream = nil
+    proxy.logger.debug(
+      "upstream connect failed",
+      metadata: [
+        "proxy.connection": "\(info.id)", "proxy.cluster": "\(cluster.name)",
+        "proxy.upstream": "\(host.address)", "error": "\(reason)", "proxy.attempt": "\(attempt)",
+      ])
+    if attempt < filter.config.maxConnectAttempts, downstream.state != .closed {
+      connect()
+    } else {
+      fail(flag: "UF", details: "upstream connect error: \(reason)")
+    }
+  }
+
+  private func didConnect(_ connection: Connection) {
+    upstreamConnected = true
+    connection.reactor.cancel(connectTimer)
+    let now = MonotonicClock.nanoseconds()
+    cluster?.stats.cxConnectMs.record(Double(now &- connectStartNanos) / 1_000_000)
+    upstreamStartNanos = now
+    upstreamLocal = connection.localAddress
+    if var bytes = pendingUpstream {
+      pendingUpstream = nil
+      connection.write(&bytes)
+    }
+    if downstream.readBuffer.readableBytes > 0 { forward(from: downstream, to: connection, endStream: false) }
+    if downstream.readEnded {
+      connection.shutdownWrite()
+    }
+    if downstreamPaused {
+      downstreamPaused = false
+      downstream.readDisable(false)
+    }
+  }
+
+  // MARK: ConnectionCallbacks
+
+  package func onData(_ connection: Connection, endStream: Bool) {
+    let count = connection.readBuffer.readableBytes
+    touch()
+    if connection === downstream {
+      self.count(received: count)
+      guard let upstream, upstreamConnected else { return }  // reading is off until then
+      forward(from: connection, to: upstream, endStream: endStream)
+    } else {
+      self.count(sent: count)
+      if endStream, !downstream.readEnded { closedByUpstream = true }
+      forward(from: connection, to: downstream, endStream: endStream)
+    }
+    reportBytes()
+  }
+
+  /// Writes what `source` received to `destination` (the write may close either side).
+  private func forward(from source: Connection, to destination: Connection, endStream: Bool) {
+    var bytes = source.takeReadBuffer()
+    destination.write(&bytes, endStream: endStream)
+    source.returnReadBuffer(&bytes)
+  }
+
+  package func onEvent(_ connection: Connection, _ event: ConnectionEvent) {
+    if connection === downstream {
+      downstreamClosed(event)
+      return
+    }
+    switch event {
+    case .connected:
+      didConnect(connection)
+    case .connectFailed(let code):
+      connectFailed(errno: code, reason: String(cString: strerror(code)))
+    case .remoteClose, .localClose:
+      upstreamClosed(event)
+    }
+  }
+
+  package func onAboveWriteBufferHighWatermark(_ connection: Connection) {
+    // `connection` cannot take more: stop reading its partner.
+    if connection === downstream {
+      guard let upstream, !upstreamPaused else { return }
+      upstreamPaused = true
+      filter.stats.upstreamPausedReading.inc()
+      upstream.readDisable(true)
+    } else if !downstreamPaused {
+      downstreamPaused = true
+      filter.stats.downstreamPausedReading.inc()
+      downstream.readDisable(true)
+    }
+  }
+
+  package func onBelowWriteBufferLowWatermark(_ connection: Connection) {
+    if connection === downstream {
+      guard let upstream, upstreamPaused else { return }
+      upstreamPaused = false
+      filter.stats.upstreamResumedReading.inc()
+      upstream.readDisable(false)
+    } else if downstreamPaused, upstreamConnected {
+      downstreamPaused = false
+      filter.stats.downstreamResumedReading.inc()
+      downstream.readDisable(false)
+    }
+  }
+
+  package func onTimer(_ connection: Connection, kind: UInt32) {
+    switch kind {
+    case Self.idleKind:
+      filter.stats.idleTimeout.inc()
+      terminationDetails = "idle timeout"
+      upstream?.close(.noFlush)
+      downstream.close(.noFlush)
+    case Self.connectKind:
+      guard connection === upstream, !upstreamConnected else { return }
+      upstream = nil
+      connection.callbacks = nil
+      connection.close(.noFlush)
+      connectFailed(errno: ETIMEDOUT, reason: "connect timeout", timedOut: true)
+    default:
+      break
+    }
+  }
+
+  // MARK: Closing
+
+  private func downstreamClosed(_ event: ConnectionEvent) {
+    if terminationDetails == nil, case .remoteClose(let code?) = event {
+      terminationDetails = "downstream error: \(String(cString: strerror(code)))"
+    }
+    if let upstream, upstream.state != .closed {
+      upstream.close(upstreamConnected ? .flushWrite : .noFlush)  // reports back through onEvent
+    } else {
+      finish()
+    }
+  }
+
+  private func upstreamClosed(_ event: ConnectionEvent) {
+    guard let cluster, upstreamCounted else {
+      finishIfDone()
+      return
+    }
+    if case .localClose = event, !closedByUpstream {
+      cluster.stats.cxDestroyLocal.inc()
+    } else {
+      cluster.stats.cxDestroyRemote.inc()
+      closedByUpstream = true
+    }
+    cluster.stats.cxDestroy.inc()
+    if upstreamStartNanos > 0 {
+      cluster.stats.cxLengthMs.record(Double(MonotonicClock.nanoseconds() &- upstreamStartNanos) / 1_000_000)
+    }
+    releaseUpstreamCount()
+    upstream = nil
+    if downstream.state != .closed {
+      downstream.close(.flushWrite)
+    } else {
+      finish()
+    }
+  }
+
+  private func finishIfDone() {
+    if downstream.state == .closed, upstream == nil || upstream?.state == .closed { finish() }
+  }
+
+  /// Closes a connection that never got (or lost) its upstream, with an Envoy response flag.
+  private func fail(flag: String, details: String) {
+    responseFlags.append(flag)
+    terminationDetails = details
+    downstream.close(.noFlush)
+  }
+
+  private func touch() {
+    guard idleTimer != .none, let timeout = filter.config.idleTimeout else { return }
+    downstream.reactor.arm(idleTimer, afterMilliseconds: Self.milliseconds(timeout))
+  }
+
+  private func count(received bytes: Int) {
+    received &+= UInt64(bytes)
+    receivedUnreported &+= UInt64(bytes)
+  }
+
+  private func count(sent bytes: Int) {
+    sent &+= UInt64(bytes)
+    sentUnreported &+= UInt64(bytes)
+  }
+
+  private func reportBytes() {
+    if receivedUnreported > 0 {
+      filter.stats.rxBytesTotal.add(receivedUnreported)
+      cluster?.stats.cxTxBytesTotal.add(receivedUnreported)
+      receivedUnreported = 0
+    }
+    if sentUnreported > 0 {
+      filter.stats.txBytesTotal.add(sentUnreported)
+      cluster?.stats.cxRxBytesTotal.add(sentUnreported)
+      sentUnreported = 0
+    }
+  }
+
+  private func releaseUpstreamCount() {
+    guard upstreamCounted else { return }
+    upstreamCounted = false
+    cluster?.stats.cxActive.dec()
+    host?.connectionsActive.wrappingSubtract(1, ordering: .relaxed)
+  }
+
+  /// Runs once, when both sides are gone: stats, circuit-breaker slot, access log.
+  private func finish() {
+    guard !finished else { return }
+    finished = true
+    reportBytes()
+    releaseUpstreamCount()
+    if holdsConnectionSlot {
+      holdsConnectionSlot = false
+      cluster?.releaseConnectionSlot()
+    }
+    onFinish?()
+    onFinish = nil
+    guard !filter.accessLogFormats.isEmpty else { return }
+    var entry = AccessLogEntry(startTime: info.startTime)
+    entry.durationMs = (NIODeadline.now() - info.startDeadline).nanoseconds / 1_000_000
+    entry.downstreamRemote = info.remoteAddress
+    entry.downstreamLocal = info.localAddress
+    entry.upstreamHost = host.map { $0.address.description }
+    entry.upstreamLocal = upstreamLocal
+    entry.upstreamCluster = cluster?.name
+    entry.bytesReceived = received
+    entry.bytesSent = sent
+    entry.responseFlags = responseFlags
+    entry.requestedServerName = info.serverName
+    entry.connectionTerminationDetails = terminationDetails
+    for (path, format) in filter.accessLogFormats {
+      proxy.accessLog.append(format.render(entry), to: path)
+    }
+  }
+
+  // MARK: Helpers
+
+  static func milliseconds(_ amount: TimeAmount) -> Int64 {
+    max(0, amount.nanoseconds / 1_000_000)
+  }
+
+  /// The first configured source address of the destination's family, port 0.
+  static func sourceAddress(for destination: SocketAddress, in sources: [SocketAddress]) -> SocketAddress? {
+    sources.first { source in
+      switch (source, destination) {
+      case (.v4, .v4), (.v6, .v6): true
+      default: false
+      }
+    }
+  }
+}
