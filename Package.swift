@@ -129,6 +129,7 @@ let package = Package(
       dependencies: [
         "EnvoyAPI",
         "ProxyCore",
+        "ProxyEngine",
         "ProxyHTTP",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Yams", package: "Yams"),

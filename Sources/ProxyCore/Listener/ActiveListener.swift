@@ -6,10 +6,11 @@ internal import Synchronization
 package final class ActiveListener: Sendable {
   package let config: Listener
   package let info: ListenerInfo
-  let selector: FilterChainSelector
-  let stats: ListenerStats
-  let restoresOriginalDestination: Bool
+  package let selector: FilterChainSelector
+  package let stats: ListenerStats
+  package let restoresOriginalDestination: Bool
   private let serverChannel = Mutex<(any Channel)?>(nil)
+  private let engineBinding = Mutex<(any ListenerEngineBinding)?>(nil)
 
   package init(config: Listener, stats store: StatsStore) {
     self.config = config
@@ -25,23 +26,37 @@ package final class ActiveListener: Sendable {
   package var name: String { config.name }
 
   /// The bound address (differs from the config when it asked for port 0).
-  package var boundAddress: SocketAddress? { serverChannel.withLock { $0?.localAddress } }
+  package var boundAddress: SocketAddress? {
+    if let address = serverChannel.withLock({ $0?.localAddress }) { return address }
+    return engineBinding.withLock { $0?.boundAddress }
+  }
 
   func setServerChannel(_ channel: any Channel) { serverChannel.withLock { $0 = channel } }
 
+  func setEngineBinding(_ binding: any ListenerEngineBinding) { engineBinding.withLock { $0 = binding } }
+
+  /// Whether a `ListenerEngine` (not NIO) serves this listener.
+  package var servedByEngine: Bool { engineBinding.withLock { $0 != nil } }
+
   /// Closes the listening socket; open connections are not touched.
-  func stopAccepting() -> EventLoopFuture<Void>? {
+  func stopAccepting() async -> Bool {
     let channel = serverChannel.withLock { current -> (any Channel)? in
       defer { current = nil }
       return current
     }
-    return channel?.close().recover { _ in }
+    let binding = engineBinding.withLock { current -> (any ListenerEngineBinding)? in
+      defer { current = nil }
+      return current
+    }
+    try? await channel?.close().get()
+    await binding?.stopAccepting()
+    return channel != nil || binding != nil
   }
 
-  var isAccepting: Bool { serverChannel.withLock { $0 != nil } }
+  var isAccepting: Bool { serverChannel.withLock { $0 != nil } || engineBinding.withLock { $0 != nil } }
 
   /// The inspectors that run for a connection to `destinationPort` (those not disabled by their predicate).
-  func inspectors(destinationPort: Int) -> (tls: Bool, http: Bool) {
+  package func inspectors(destinationPort: Int) -> (tls: Bool, http: Bool) {
     var tls = false
     var http = false
     for filter in config.listenerFilters
@@ -86,19 +101,19 @@ package final class ActiveListener: Sendable {
 }
 
 /// `listener.<prefix>.` stats.
-struct ListenerStats: Sendable {
-  let cxTotal: Counter
-  let cxActive: Gauge
-  let cxDestroy: Counter
-  let cxOverflow: Counter
-  let globalCxOverflow: Counter
-  let cxLengthMs: Histogram
-  let noFilterChainMatch: Counter
-  let preCxActive: Gauge
-  let preCxTimeout: Counter
+package struct ListenerStats: Sendable {
+  package let cxTotal: Counter
+  package let cxActive: Gauge
+  package let cxDestroy: Counter
+  package let cxOverflow: Counter
+  package let globalCxOverflow: Counter
+  package let cxLengthMs: Histogram
+  package let noFilterChainMatch: Counter
+  package let preCxActive: Gauge
+  package let preCxTimeout: Counter
   /// Pilotfish's own: accept(2) failed for lack of file descriptors (or kernel memory) and the listener
   /// paused accepting for a moment instead of retrying at once.
-  let acceptFdExhausted: Counter
+  package let acceptFdExhausted: Counter
 
   init(store: StatsStore, prefix: String) {
     let scope = store.scope("listener.\(prefix)")

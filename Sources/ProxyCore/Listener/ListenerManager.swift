@@ -19,12 +19,15 @@ package final class ListenerManager: Sendable {
   /// The overload manager's `global_downstream_max_connections`, over every listener that does not
   /// set `ignore_global_conn_limit`.
   private let globalConnectionLimit: Int?
+  /// Serves the listeners it can (the reactor data path); the others are bound on `group`.
+  private let engine: (any ListenerEngine)?
 
   package init(
     listeners configs: [Listener], context: ProxyContext, group: any EventLoopGroup,
-    globalConnectionLimit: Int? = nil
+    globalConnectionLimit: Int? = nil, engine: (any ListenerEngine)? = nil
   ) {
     self.globalConnectionLimit = globalConnectionLimit
+    self.engine = engine
     self.listeners = configs.map { ActiveListener(config: $0, stats: context.stats) }
     self.table = HandOffTable(listeners)
     self.proxy = context
@@ -44,8 +47,14 @@ package final class ListenerManager: Sendable {
   package func start() async throws(ListenerError) {
     for listener in listeners where listener.config.bindToPort {
       do {
-        let channel = try await bootstrap(for: listener).bind(to: listener.config.address).get()
-        listener.setServerChannel(channel)
+        if let engine, engine.canServe(listener) {
+          let binding = try await engine.bind(
+            listener, context: proxy, globalConnectionLimit: globalConnectionLimit)
+          listener.setEngineBinding(binding)
+        } else {
+          let channel = try await bootstrap(for: listener).bind(to: listener.config.address).get()
+          listener.setServerChannel(channel)
+        }
         proxy.stats.counter("listener_manager.listener_create_success").inc()
       } catch {
         proxy.stats.counter("listener_manager.listener_create_failure").inc()
@@ -58,6 +67,7 @@ package final class ListenerManager: Sendable {
         metadata: [
           "proxy.listener": "\(listener.name)",
           "proxy.address": "\(listener.boundAddress?.envoyDescription ?? "?")",
+          "proxy.data_path": "\(listener.servedByEngine ? "reactor" : "nio")",
         ])
     }
     workersStarted.set(1)
@@ -66,8 +76,7 @@ package final class ListenerManager: Sendable {
   /// Closes the listening sockets (all, or only those with traffic_direction INBOUND).
   package func stopAccepting(inboundOnly: Bool) async {
     for listener in listeners where !inboundOnly || listener.config.trafficDirection == .inbound {
-      if let closed = listener.stopAccepting() {
-        try? await closed.get()
+      if await listener.stopAccepting() {
         proxy.logger.info("listener stopped", metadata: ["proxy.listener": "\(listener.name)"])
       }
     }

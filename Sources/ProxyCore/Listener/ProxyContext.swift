@@ -101,7 +101,13 @@ package final class ConnectionRegistry: Sendable {
     }
   }
 
-  package var count: Int { channels.withLock { $0.count } }
+  /// Connections served outside NIO (the reactor engine counts its own in and out).
+  private let engineConnections = Atomic<Int>(0)
+
+  package func engineConnectionOpened() { engineConnections.add(1, ordering: .relaxed) }
+  package func engineConnectionClosed() { engineConnections.subtract(1, ordering: .relaxed) }
+
+  package var count: Int { channels.withLock { $0.count } + engineConnections.load(ordering: .relaxed) }
 
   /// Closes every registered connection; completes when all are closed.
   package func closeAll(eventLoop: any EventLoop) -> EventLoopFuture<Void> {

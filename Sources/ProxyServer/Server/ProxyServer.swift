@@ -4,6 +4,7 @@ package import Logging
 package import NIOCore
 package import NIOPosix
 package import ProxyCore
+package import ProxyEngine
 internal import ProxyHTTP
 internal import Synchronization
 
@@ -20,6 +21,8 @@ package final class ProxyServer: Sendable {
   package let context: ProxyContext
   package let logLevels: LogLevelControl
   package let group: MultiThreadedEventLoopGroup
+  /// The reactor workers (the data path leaving NIO): they serve the listeners they can.
+  package let engine: ReactorListenerEngine
   package let concurrency: Int
   let accessLog: AccessLogSink
   let logger: Logger
@@ -80,9 +83,17 @@ package final class ProxyServer: Sendable {
       listeners[i].maxConnections = runtime.integer(
         "envoy.resource_limits.listener.\(listeners[i].name).connection_limit")
     }
+    do {
+      engine = try ReactorListenerEngine(
+        workers: requested, logger: logLevels.logger("connection", base: logHandler))
+    } catch {
+      try? group.syncShutdownGracefully()
+      throw BootstrapError(
+        code: .invalidConfig, source: source, path: "", message: "cannot start the worker threads: \(error)")
+    }
     listenerManager = ListenerManager(
       listeners: listeners, context: context, group: group,
-      globalConnectionLimit: runtime.integer("overload.global_downstream_max_connections"))
+      globalConnectionLimit: runtime.integer("overload.global_downstream_max_connections"), engine: engine)
   }
 
   /// The network filters this proxy builds: tcp_proxy and the HTTP connection manager.
@@ -214,6 +225,7 @@ package final class ProxyServer: Sendable {
     await listenerManager.stopAccepting(inboundOnly: false)
     let loop = group.next()
     try? await context.connections.closeAll(eventLoop: loop).get()
+    engine.shutdown()
     try? await adminChannel?.close().get()
     accessLog.flush(waitingUpTo: .seconds(2))
     try? await group.shutdownGracefully()

@@ -1,0 +1,210 @@
+package import Logging
+package import NIOCore
+package import ProxyCore
+internal import Synchronization
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// The reactor data path as the listener manager's engine: one reactor thread per worker, each with its own
+/// SO_REUSEPORT socket per listener, serving the listeners whose every filter chain is tcp_proxy and that
+/// need no listener filter reading bytes and no original-destination hand-off. (The HTTP connection
+/// manager, tls_inspector/http_inspector and `use_original_dst` move here next; until then those listeners
+/// stay on NIO.)
+package final class ReactorListenerEngine: ListenerEngine {
+  package let workers: [ReactorThread]
+  private let logger: Logger
+
+  package init(workers count: Int, logger: Logger) throws(SystemCallError) {
+    var workers: [ReactorThread] = []
+    for index in 0..<max(1, count) {
+      do {
+        workers.append(try ReactorThread(name: "worker_\(index)"))
+      } catch {
+        for worker in workers { worker.stopAndJoin() }
+        throw error
+      }
+    }
+    self.workers = workers
+    self.logger = logger
+  }
+
+  package func canServe(_ listener: ActiveListener) -> Bool {
+    let config = listener.config
+    guard !config.useOriginalDestination else { return false }
+    if config.listenerFilters.contains(where: { $0.kind != .originalDestination }) { return false }
+    let chains = config.filterChains + (config.defaultFilterChain.map { [$0] } ?? [])
+    return !chains.isEmpty && chains.allSatisfy { $0.terminal is TcpProxyFilter }
+  }
+
+  package func bind(_ listener: ActiveListener, context: ProxyContext, globalConnectionLimit: Int?)
+    async throws -> any ListenerEngineBinding
+  {
+    var options = ListenSocketOptions()
+    options.backlog = Int32(clamping: listener.config.backlog)
+    options.transparent = listener.config.transparent
+    options.ipv4Compatible = listener.config.ipv4Compatible
+    // The first socket settles the port (the config may ask for port 0); the others bind the same one.
+    var address = listener.config.address
+    var fds: [Int32] = []
+    do {
+      for _ in workers {
+        let fd = try ListenSocket.open(address, options: options)
+        fds.append(fd)
+        if fds.count == 1, let bound = Socket.localAddress(fd) { address = bound }
+      }
+    } catch {
+      for fd in fds { close(fd) }
+      throw error
+    }
+    let binding = ReactorListenerBinding(address: address)
+    for (worker, fd) in zip(workers, fds) {
+      let acceptor = ReactorAcceptor(
+        listener: listener, context: context, globalConnectionLimit: globalConnectionLimit, logger: logger)
+      do {
+        let handle = try worker.sync { reactor in
+          UncheckedBox(try ListenSocket(fd: fd, reactor: reactor, callbacks: acceptor))
+        }
+        binding.add(worker: worker, socket: handle)
+      } catch {
+        await binding.stopAccepting()
+        for pending in fds where pending != fd { close(pending) }
+        close(fd)
+        throw error
+      }
+    }
+    return binding
+  }
+
+  /// Stops every worker (their connections are closed) and waits for the threads.
+  package func shutdown() {
+    for worker in workers { worker.stopAndJoin() }
+  }
+}
+
+/// A value handed between a reactor and the control thread; only touched on its reactor.
+struct UncheckedBox<Value>: @unchecked Sendable {
+  let value: Value
+  init(_ value: Value) { self.value = value }
+}
+
+/// One listener's sockets on every worker.
+final class ReactorListenerBinding: ListenerEngineBinding {
+  private let address: SocketAddress
+  private let sockets = Mutex<[(ReactorThread, UncheckedBox<ListenSocket>)]>([])
+
+  init(address: SocketAddress) { self.address = address }
+
+  var boundAddress: SocketAddress? { address }
+
+  func add(worker: ReactorThread, socket: UncheckedBox<ListenSocket>) {
+    sockets.withLock { $0.append((worker, socket)) }
+  }
+
+  func stopAccepting() async {
+    let all = sockets.withLock { current in
+      defer { current = [] }
+      return current
+    }
+    for (worker, socket) in all {
+      _ = try? worker.sync { _ in socket.value.close() }
+    }
+  }
+}
+
+/// Accepts a listener's connections on one reactor: restores the original destination, applies the
+/// connection limits, picks the filter chain and starts its tcp_proxy session.
+final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
+  private let listener: ActiveListener
+  private let context: ProxyContext
+  private let globalConnectionLimit: Int?
+  private let logger: Logger
+  private let bufferLimit: Int
+  private var lastExhaustedLog: Int64 = 0
+
+  init(listener: ActiveListener, context: ProxyContext, globalConnectionLimit: Int?, logger: Logger) {
+    self.listener = listener
+    self.context = context
+    self.globalConnectionLimit = globalConnectionLimit
+    self.logger = logger
+    self.bufferLimit = max(32 * 1024, listener.config.perConnectionBufferLimitBytes)
+  }
+
+  func onAccept(_ socket: ListenSocket, fd: Int32) {
+    let stats = listener.stats
+    let config = listener.config
+    let connection: Connection
+    do {
+      connection = try Connection(
+        accepted: fd, reactor: socket.reactor, bufferLimit: bufferLimit, reading: false)
+    } catch {
+      close(fd)
+      return
+    }
+    guard let local = connection.localAddress, let remote = connection.remoteAddress else {
+      connection.close(.noFlush)
+      return
+    }
+    var restored: SocketAddress?
+    if listener.restoresOriginalDestination {
+      restored = Socket.originalDestination(fd, local: local)
+    }
+    if restored == nil, config.transparent, local != config.address {
+      restored = local  // TPROXY: the socket's local address is the original destination
+    }
+    var info = DownstreamConnection(
+      id: context.makeConnectionID(), listener: listener.info, remoteAddress: remote,
+      localAddress: restored ?? local)
+    info.localAddressRestored = restored != nil
+    stats.cxTotal.inc()
+    stats.cxActive.inc()
+    context.connections.engineConnectionOpened()
+    let start = MonotonicClock.nanoseconds()
+    let finish: () -> Void = { [context] in
+      stats.cxActive.dec()
+      stats.cxDestroy.inc()
+      stats.cxLengthMs.record(Double(MonotonicClock.nanoseconds() &- start) / 1_000_000)
+      context.connections.engineConnectionClosed()
+    }
+    if let max = config.maxConnections, stats.cxActive.value > UInt64(max) {
+      stats.cxOverflow.inc()
+      connection.close(.noFlush)
+      finish()
+      return
+    }
+    if let global = globalConnectionLimit, !config.ignoresGlobalConnectionLimit,
+      context.connections.count > global
+    {
+      stats.globalCxOverflow.inc()
+      connection.close(.noFlush)
+      finish()
+      return
+    }
+    guard let chain = listener.selector.select(info), let filter = chain.terminal as? TcpProxyFilter else {
+      stats.noFilterChainMatch.inc()
+      logger.debug(
+        "no filter chain matches; closing",
+        metadata: [
+          "proxy.listener": "\(config.name)", "proxy.connection": "\(info.id)",
+          "proxy.destination": "\(info.localAddress.envoyDescription)",
+        ])
+      connection.close(.noFlush)
+      finish()
+      return
+    }
+    let session = TCPProxySession(filter: filter, proxy: context, connection: info, downstream: connection)
+    session.onFinish = finish
+    session.start()
+  }
+
+  func onAcceptExhausted(_ socket: ListenSocket, errno: Int32) {
+    listener.stats.acceptFdExhausted.inc()
+    let now = socket.reactor.now / 1000
+    guard now != lastExhaustedLog else { return }
+    lastExhaustedLog = now
+    logger.warning(
+      "cannot accept connections: \(String(cString: strerror(errno))); pausing the listener for 100 ms (raise the open-files limit)",
+      metadata: ["proxy.listener": "\(listener.name)"])
+  }
+}
