@@ -264,7 +264,7 @@ package final class Connection: ReactorHandle {
     if events == 0 {  // the end-of-wake-up pass
       if connectedPending {
         connectedPending = false
-        callbacks?.onEvent(self, .connected)
+        if state == .open { callbacks?.onEvent(self, .connected) }
       }
       return
     }

@@ -173,6 +173,8 @@ package final class Reactor {
     stopped = false
     while !stopped { runOnce(timeoutMilliseconds: nil) }
     closeAll()
+    // Work posted meanwhile still runs (whoever waits for it is released); later posts are refused.
+    for task in mailbox.close() { task(self) }
   }
 
   /// Closes every registered handle (at the end of `run`, and for tests that drive `runOnce`).
@@ -233,8 +235,10 @@ package final class Reactor {
 package struct ReactorRemote: Sendable {
   fileprivate let mailbox: ReactorMailbox
 
-  /// Runs `task` on the reactor's thread at its next wake-up.
-  package func post(_ task: @escaping @Sendable (Reactor) -> Void) { mailbox.post(task) }
+  /// Runs `task` on the reactor's thread at its next wake-up; false (and not run) once the reactor has
+  /// stopped.
+  @discardableResult
+  package func post(_ task: @escaping @Sendable (Reactor) -> Void) -> Bool { mailbox.post(task) }
 
   /// Makes the reactor's `run()` return after its current wake-up.
   package func stop() { mailbox.requestStop() }
@@ -243,14 +247,28 @@ package struct ReactorRemote: Sendable {
 /// Tasks for a reactor and the eventfd that wakes it.
 final class ReactorMailbox: Sendable {
   let wakeFD: Int32
-  private let tasks = Mutex<[@Sendable (Reactor) -> Void]>([])
+  /// Tasks not yet run; nil once the reactor has stopped.
+  private let tasks = Mutex<[@Sendable (Reactor) -> Void]?>([])
   private let stop = Atomic<Bool>(false)
 
   init(wakeFD: Int32) { self.wakeFD = wakeFD }
 
-  func post(_ task: @escaping @Sendable (Reactor) -> Void) {
-    tasks.withLock { $0.append(task) }
-    wake()
+  func post(_ task: @escaping @Sendable (Reactor) -> Void) -> Bool {
+    let accepted = tasks.withLock { current -> Bool in
+      guard current != nil else { return false }
+      current!.append(task)
+      return true
+    }
+    if accepted { wake() }
+    return accepted
+  }
+
+  /// Refuses further posts and returns what is left to run.
+  func close() -> [@Sendable (Reactor) -> Void] {
+    tasks.withLock { current in
+      defer { current = nil }
+      return current ?? []
+    }
   }
 
   func requestStop() {
@@ -262,8 +280,9 @@ final class ReactorMailbox: Sendable {
 
   func take() -> [@Sendable (Reactor) -> Void] {
     tasks.withLock { current in
-      defer { current = [] }
-      return current
+      guard let pending = current else { return [] }
+      current = []
+      return pending
     }
   }
 

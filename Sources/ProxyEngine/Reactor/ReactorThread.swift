@@ -37,10 +37,13 @@ package final class ReactorThread: Sendable {
   package func sync<T: Sendable>(_ body: @escaping @Sendable (Reactor) throws -> T) throws -> T {
     let done = DispatchSemaphore(value: 0)
     let result = Mutex<Result<T, any Error>?>(nil)
-    remote.post { reactor in
+    let posted = remote.post { reactor in
       let outcome = Result { try body(reactor) }
       result.withLock { $0 = outcome }
       done.signal()
+    }
+    guard posted else {
+      throw SystemCallError("post", errno: ESHUTDOWN, context: "to stopped reactor \(name)")
     }
     done.wait()
     return try result.withLock { $0! }.get()
