@@ -179,7 +179,9 @@ package struct StatusServer: Service, Sendable {
             logger.warning(
               "\(routes.role.rawValue) server: \(limits.maxConnections) connections open; closing a new one",
               metadata: ["agent.server.remote": "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"])
-            connection.channel.close(promise: nil)
+            // Through `executeThenClose`: a wrapper dropped without it traps ("Deinited NIOAsyncWriter
+            // without calling finish()"), which took the agent down on the first connection over the cap.
+            try? await connection.executeThenClose { _, _ in }
             continue
           }
           connections.addTask {

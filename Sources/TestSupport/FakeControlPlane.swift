@@ -2,6 +2,7 @@ internal import EnvoyAPI
 package import Foundation
 package import GRPCCore
 internal import GRPCNIOTransportHTTP2
+internal import SwiftProtobuf
 internal import Synchronization
 
 /// An ADS server standing in for istiod in tests (plaintext, 127.0.0.1): records every request of every
@@ -30,6 +31,7 @@ package final class FakeControlPlane: Sendable {
     var nextStream = 0
     var closers: [Int: AsyncStream<RPCError>.Continuation] = [:]
     var reject: RPCError.Code?
+    var responsePadding = 0
   }
 
   package let port: Int
@@ -56,6 +58,9 @@ package final class FakeControlPlane: Sendable {
 
   /// New streams fail at once with `code` (nil: served normally).
   package func rejectStreams(_ code: RPCError.Code?) { state.withLock { $0.reject = code } }
+
+  /// Responses from now on carry one resource of `bytes` bytes (0: none), e.g. a push over a size limit.
+  package func padResponses(_ bytes: Int) { state.withLock { $0.responsePadding = bytes } }
 
   /// Ends every open stream with `code`.
   package func endStreams(_ code: RPCError.Code, message: String = "closed by the fake control plane") {
@@ -88,10 +93,21 @@ package final class FakeControlPlane: Sendable {
       return (id, closes)
     }
 
+    /// One resource of `bytes` zero bytes (none for 0).
+    static func padding(_ bytes: Int, type: String) -> [Google_Protobuf_Any] {
+      guard bytes > 0 else { return [] }
+      var resource = Google_Protobuf_Any()
+      resource.typeURL = type
+      resource.value = Data(count: bytes)
+      return [resource]
+    }
+
     func close(_ id: Int) { _ = state.withLock { $0.closers.removeValue(forKey: id) } }
 
     /// Runs `body` until it ends or a close is requested (then the stream fails with that status).
-    func serve(_ closes: AsyncStream<RPCError>, _ body: @escaping @Sendable () async throws -> Void) async throws {
+    func serve(_ closes: AsyncStream<RPCError>, _ body: @escaping @Sendable () async throws -> Void)
+      async throws
+    {
       try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { try await body() }
         group.addTask {
@@ -105,7 +121,9 @@ package final class FakeControlPlane: Sendable {
     func streamAggregatedResources(
       request: StreamingServerRequest<Envoy_Service_Discovery_V3_DiscoveryRequest>, context: ServerContext
     ) async throws -> StreamingServerResponse<Envoy_Service_Discovery_V3_DiscoveryResponse> {
-      if let code = state.withLock({ $0.reject }) { throw RPCError(code: code, message: "rejected by the fake") }
+      if let code = state.withLock({ $0.reject }) {
+        throw RPCError(code: code, message: "rejected by the fake")
+      }
       let (id, closes) = open(request.metadata)
       let state = self.state
       return StreamingServerResponse { writer in
@@ -124,6 +142,7 @@ package final class FakeControlPlane: Sendable {
               response.typeURL = message.typeURL
               response.versionInfo = "v1"
               response.nonce = "n1"
+              response.resources = Self.padding(state.withLock { $0.responsePadding }, type: message.typeURL)
               try await writer.write(response)
             }
           }
@@ -133,7 +152,8 @@ package final class FakeControlPlane: Sendable {
     }
 
     func deltaAggregatedResources(
-      request: StreamingServerRequest<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>, context: ServerContext
+      request: StreamingServerRequest<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>,
+      context: ServerContext
     ) async throws -> StreamingServerResponse<Envoy_Service_Discovery_V3_DeltaDiscoveryResponse> {
       let (id, closes) = open(request.metadata)
       let state = self.state
@@ -152,6 +172,8 @@ package final class FakeControlPlane: Sendable {
               response.typeURL = message.typeURL
               response.systemVersionInfo = "v1"
               response.nonce = "d1"
+              let padding = Self.padding(state.withLock { $0.responsePadding }, type: message.typeURL)
+              response.resources = padding.map { any in .with { $0.resource = any } }
               try await writer.write(response)
             }
           }

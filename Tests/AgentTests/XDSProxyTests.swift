@@ -28,7 +28,8 @@ struct XDSProxyTests {
         host: "127.0.0.1", port: upstreamPort, plaintext: true, rootCertificatePath: "", serverName: "istiod",
         tokenPath: directory + "/istio-token", clusterID: "east", extraHeaders: [:])
       let logger = Logger(label: "xds-test")
-      let proxy = XDSProxy(socketPath: socketPath, owner: nil, upstream: upstream, limits: limits, logger: logger)
+      let proxy = XDSProxy(
+        socketPath: socketPath, owner: nil, upstream: upstream, limits: limits, logger: logger)
       let group = ServiceGroup(services: [proxy], logger: logger)
       self.group = group
       task = Task { try await group.run() }
@@ -39,7 +40,7 @@ struct XDSProxyTests {
     /// Runs the ADS client to completion on its own thread.
     func client(
       type: String = XDSProxyTests.clusterType, delta: Bool = false, responses: Int = 1, timeout: Int = 20,
-      padBytes: Int = 0
+      padBytes: Int = 0, flood: Int = 0
     ) async throws -> (status: Int32, output: String, responses: [[String: String]]) {
       let out = directory + "/client-" + UUID().uuidString.prefix(6)
       try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -49,6 +50,7 @@ struct XDSProxyTests {
       ]
       if delta { arguments.append("--delta") }
       if padBytes > 0 { arguments += ["--pad-bytes", "\(padBytes)"] }
+      if flood > 0 { arguments += ["--flood", "\(flood)"] }
       let result = try await onThread { try Binaries.run("/usr/bin/env", arguments) }
       return (result.status, result.output, try readResponses([String: String].self, in: out))
     }
@@ -145,6 +147,50 @@ struct XDSProxyTests {
     let small = try await proxy.client()
     #expect(small.status == 0, "\(small.output)")
     #expect(small.responses.first?["nonce"] == "n1")
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  /// A push over the relay's response limit (64 KiB here, 64 MiB by default; grpcio and gRPC's own default
+  /// would take this 256 KiB one) is not relayed: the proxy's stream ends with RESOURCE_EXHAUSTED, for state
+  /// of the world and delta, and the relay keeps serving pushes under the limit.
+  @Test(arguments: [false, true])
+  func anOverLimitPushIsNotRelayed(delta: Bool) async throws {
+    let upstream = try await FakeControlPlane()
+    upstream.padResponses(256 * 1024)
+    var limits = XDSProxy.Limits()
+    limits.maxResponseBytes = 64 * 1024
+    let proxy = try await ProxyUnderTest(upstreamPort: upstream.port, limits: limits)
+    let big = try await proxy.client(delta: delta)
+    #expect(big.status == 3, "\(big.output)")
+    #expect(big.output.contains("RESOURCE_EXHAUSTED"), "\(big.output)")
+    #expect(big.responses.isEmpty)
+    upstream.padResponses(16 * 1024)
+    let small = try await proxy.client(delta: delta)
+    #expect(small.status == 0, "\(small.output)")
+    #expect(small.responses.first?["nonce"] == (delta ? "d1" : "n1"))
+    await proxy.stop()
+    await upstream.stop()
+  }
+
+  /// While istiod cannot be reached the relay holds the proxy's requests; past
+  /// ``XDSProxy/Limits/maxBufferedRequests`` (8 here) the stream ends at once with RESOURCE_EXHAUSTED rather
+  /// than buffering more (or waiting for istiod to say so), and a later stream is relayed once istiod is up.
+  @Test func requestsBeyondTheBufferEndTheStreamWhileIstiodIsAway() async throws {
+    let port = freePort()
+    var limits = XDSProxy.Limits()
+    limits.maxBufferedRequests = 8
+    let proxy = try await ProxyUnderTest(upstreamPort: port, limits: limits)
+    let flooded = try await proxy.client(timeout: 30, flood: 100)
+    #expect(flooded.status == 3, "\(flooded.output)")
+    #expect(
+      flooded.output.contains("RESOURCE_EXHAUSTED: more than 8 requests are waiting for istiod"),
+      "\(flooded.output)")
+    let upstream = try await FakeControlPlane(port: port)
+    let result = try await proxy.client()
+    #expect(result.status == 0, "\(result.output)")
+    #expect(result.responses.first?["nonce"] == "n1")
+    #expect(!upstream.requests.contains { $0.responseNonce.hasPrefix("flood-") })
     await proxy.stop()
     await upstream.stop()
   }

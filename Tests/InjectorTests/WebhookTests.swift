@@ -315,7 +315,8 @@ struct WebhookTests {
 
   /// Runs `body` against a fresh server and always stops it afterwards.
   static func withLiveServer(
-    maxBodyBytes: Int = 10 << 20, limits: WebhookServer.Limits = .init(), _ body: (LiveServer) async throws -> Void
+    maxBodyBytes: Int = 10 << 20, limits: WebhookServer.Limits = .init(),
+    _ body: (LiveServer) async throws -> Void
   ) async throws {
     let live = try await LiveServer(maxBodyBytes: maxBodyBytes, limits: limits)
     do {
@@ -410,8 +411,8 @@ struct WebhookTests {
     port, ca, host, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     context = ssl.create_default_context(cafile=ca)
     CRLF = "\r\n"
-    def connect():
-        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    def connect(timeout=30):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         return context.wrap_socket(raw, server_hostname=host)
     def closed_after(s):
         start = time.monotonic()
@@ -431,6 +432,26 @@ struct WebhookTests {
             if not chunk:
                 return data
             data += chunk
+    def read_response(s):
+        """One response on a kept-alive connection (head and Content-Length body): its status line."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                return "closed"
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = s.recv(65536)
+            if not chunk:
+                return "closed"
+            body += chunk
+        return head.split(b"\r\n", 1)[0].decode()
     def get(path):
         s = connect()
         s.sendall(request("GET", path, ["Connection: close"]))
@@ -465,6 +486,44 @@ struct WebhookTests {
             print("healthz %s in %.2f" % (get("/healthz"), time.monotonic() - start))
             time.sleep(0.2)
         stop.set()
+    elif mode == "cap":
+        cap = int(sys.argv[5])
+        held = []
+        for _ in range(cap):
+            s = connect()
+            s.sendall(request("GET", "/healthz", []))
+            print("held %s" % read_response(s))
+            held.append(s)
+        start = time.monotonic()
+        try:
+            s = connect(timeout=5)
+            s.sendall(request("GET", "/healthz", ["Connection: close"]))
+            answer = read_all(s)
+            if answer:
+                print("extra answered %s" % answer.split(CRLF.encode(), 1)[0].decode())
+            else:
+                print("extra closed (eof) after %.2f" % (time.monotonic() - start))
+        except TimeoutError:
+            print("extra open after %.2f" % (time.monotonic() - start))
+        except (OSError, ssl.SSLError) as error:
+            print("extra closed (%s) after %.2f" % (type(error).__name__, time.monotonic() - start))
+        held[0].sendall(request("GET", "/healthz", []))
+        print("still %s" % read_response(held[0]))
+        for s in held:
+            s.close()
+        deadline = time.monotonic() + 15
+        status = ""
+        while not status.startswith("HTTP/1.1 200") and time.monotonic() < deadline:
+            try:
+                status = get("/healthz")
+            except (OSError, ssl.SSLError):
+                time.sleep(0.05)
+        print("after %s" % status)
+    elif mode == "idle":
+        s = connect()
+        s.sendall(request("GET", "/healthz", []))
+        print("answered %s" % read_response(s))
+        print("closed after %.2f" % closed_after(s))
     elif mode == "aliases":
         levels = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
         for i in range(1, 10):
@@ -479,17 +538,20 @@ struct WebhookTests {
         print(data.decode(errors="replace"))
     """#
 
-  static func hostile(_ live: LiveServer, _ mode: String) throws -> String {
-    let result = try ExternalTools.run([
-      "timeout", "90", "python3", "-c", hostileClients, String(live.port),
-      live.directory.appendingPathComponent("ca.crt").path, serviceHost, mode,
-    ])
+  static func hostile(_ live: LiveServer, _ mode: String, _ extra: [String] = []) throws -> String {
+    let result = try ExternalTools.run(
+      [
+        "timeout", "90", "python3", "-c", hostileClients, String(live.port),
+        live.directory.appendingPathComponent("ca.crt").path, serviceHost, mode,
+      ] + extra)
     #expect(result.status == 0, "\(result.stderr)")
     return result.stdout
   }
 
   static func seconds(after prefix: String, in output: String) -> Double? {
-    output.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") }
+    output.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap {
+      Double($0.split(separator: " ").last ?? "")
+    }
   }
 
   @Test("a slowloris head is closed at the request-head deadline", .enabled(if: toolsGate.shouldRun))
@@ -501,6 +563,39 @@ struct WebhookTests {
       let output = try Self.hostile(live, "slowloris")
       let closed = try #require(Self.seconds(after: "closed after", in: output), "\(output)")
       #expect(closed < 5, "\(output)")
+    }
+  }
+
+  @Test("an idle kept-alive connection is closed at the idle deadline", .enabled(if: toolsGate.shouldRun))
+  func idleConnectionIsClosed() async throws {
+    guard Self.toolsGate.require() else { return }
+    var limits = WebhookServer.Limits()
+    limits.idleTimeout = .seconds(1)
+    try await Self.withLiveServer(limits: limits) { live in
+      let output = try Self.hostile(live, "idle")
+      #expect(output.contains("answered HTTP/1.1 200"), "\(output)")
+      let closed = try #require(Self.seconds(after: "closed after", in: output), "\(output)")
+      // Without the idle deadline the client gives up after its own 30 s.
+      #expect(closed < 10, "\(output)")
+    }
+  }
+
+  @Test(
+    "connections beyond the cap are closed on accept; new ones are served once others close",
+    .enabled(if: toolsGate.shouldRun))
+  func connectionsBeyondTheCapAreClosed() async throws {
+    guard Self.toolsGate.require() else { return }
+    var limits = WebhookServer.Limits()
+    limits.maxConnections = 8
+    try await Self.withLiveServer(limits: limits) { live in
+      let output = try Self.hostile(live, "cap", ["8"])
+      let held = output.split(separator: "\n").filter { $0.hasPrefix("held ") }
+      #expect(held.count == 8 && held.allSatisfy { $0.hasPrefix("held HTTP/1.1 200") }, "\(output)")
+      // The ninth is closed during its TLS handshake; without the cap it would be answered.
+      let closed = try #require(Self.seconds(after: "extra closed", in: output), "\(output)")
+      #expect(closed < 5, "\(output)")
+      #expect(output.contains("still HTTP/1.1 200"), "\(output)")
+      #expect(output.contains("after HTTP/1.1 200"), "\(output)")
     }
   }
 
@@ -542,7 +637,8 @@ struct WebhookTests {
   @Test func aliasBombInAnAnnotationIsRefusedQuickly() {
     var levels = [#"a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]"#]
     for i in 1..<10 {
-      levels.append("a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ",") + "]")
+      levels.append(
+        "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ",") + "]")
     }
     var pod = Self.pod
     pod["metadata"]?["annotations"] = ["proxy.istio.io/config": .string(levels.joined(separator: "\n"))]
@@ -558,7 +654,8 @@ struct WebhookTests {
   }
 
   @Test func strictJSONKeepsOrderAndNumbersAndRefusesYAML() throws {
-    let value = try JSONValue.parseJSON(Array(#" {"b": [1, -0.5e3, "x\u00e9\n"], "a": {"t": true, "n": null}} "#.utf8))
+    let value = try JSONValue.parseJSON(
+      Array(#" {"b": [1, -0.5e3, "x\u00e9\n"], "a": {"t": true, "n": null}} "#.utf8))
     #expect(value.objectValue.map { Array($0.keys) } == ["b", "a"])
     #expect(value["b"] == .array([.number("1"), .number("-0.5e3"), .string("x\u{e9}\n")]))
     #expect(value["a"] == .object(["t": .bool(true), "n": .null]))

@@ -71,7 +71,9 @@ package struct XDSProxy: Service {
       services: [AggregatedDiscoveryRelay(upstream: upstream, limits: limits, logger: logger)])
     logger.info(
       "xDS proxy listening",
-      metadata: ["agent.xds.socket": "\(socketPath)", "agent.xds.upstream": "\(upstream.host):\(upstream.port)"])
+      metadata: [
+        "agent.xds.socket": "\(socketPath)", "agent.xds.upstream": "\(upstream.host):\(upstream.port)",
+      ])
     defer { unlink(socketPath) }
     try await withGracefulShutdownHandler {
       try await server.serve()
@@ -100,7 +102,7 @@ struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryS
         .streamAggregatedResources(metadata: metadata, options: options) { writer in
           for try await message in requests { try await writer.write(message) }
         } onResponse: { upstream in
-          for try await message in upstream.messages { try await response.write(message) }
+          try await forward(upstream.messages, to: response)
         }
     }
   }
@@ -115,8 +117,26 @@ struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryS
         .deltaAggregatedResources(metadata: metadata, options: options) { writer in
           for try await message in requests { try await writer.write(message) }
         } onResponse: { upstream in
-          for try await message in upstream.messages { try await response.write(message) }
+          try await forward(upstream.messages, to: response)
         }
+    }
+  }
+
+  /// Writes istiod's messages to the proxy. grpc-swift's transport ends a stream whose message is over the
+  /// receive limit (``XDSProxy/Limits/maxResponseBytes``, checked on the length prefix, before buffering) with
+  /// INTERNAL "Failed to decode message"; the proxy is told RESOURCE_EXHAUSTED and why instead.
+  private func forward<Message: Sendable>(
+    _ messages: RPCAsyncSequence<Message, any Error>, to response: RPCWriter<Message>
+  ) async throws {
+    do {
+      for try await message in messages { try await response.write(message) }
+    } catch let error as RPCError
+      where error.code == .internalError && error.message.hasPrefix("Failed to decode")
+    {
+      throw RPCError(
+        code: .resourceExhausted,
+        message: "a message from istiod could not be read: larger than the relay's limit of "
+          + "\(limits.maxResponseBytes) bytes, or malformed (\(error.message))")
     }
   }
 
@@ -124,9 +144,10 @@ struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryS
   /// the status the proxy sees.
   private func relay<Request: Sendable>(
     kind: String, downstream: RPCAsyncSequence<Request, any Error>,
-    _ stream: @escaping @Sendable (
-      GRPCClient<HTTP2ClientTransport.Posix>, Metadata, CallOptions, AsyncThrowingStream<Request, any Error>
-    ) async throws -> Void
+    _ stream:
+      @escaping @Sendable (
+        GRPCClient<HTTP2ClientTransport.Posix>, Metadata, CallOptions, AsyncThrowingStream<Request, any Error>
+      ) async throws -> Void
   ) async throws {
     let metadata: Metadata
     let transport: HTTP2ClientTransport.Posix
@@ -144,7 +165,9 @@ struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryS
     options.maxRequestMessageBytes = limits.maxResponseBytes
     options.maxResponseMessageBytes = limits.maxResponseBytes
     let target = "\(upstream.host):\(upstream.port)"
-    logger.info("xDS stream opened; relaying", metadata: ["agent.xds.kind": "\(kind)", "agent.xds.upstream": "\(target)"])
+    logger.info(
+      "xDS stream opened; relaying",
+      metadata: ["agent.xds.kind": "\(kind)", "agent.xds.upstream": "\(target)"])
     // The proxy's requests are read by a task of this handler and handed over through a stream, so the
     // server-side request sequence is never consumed after the handler has returned.
     let (requests, sink) = AsyncThrowingStream<Request, any Error>.makeStream(
@@ -153,20 +176,23 @@ struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryS
     do {
       try await withThrowingTaskGroup(of: RelayPart.self) { group in
         group.addTask {
+          var overflow: RPCError?
           do {
             for try await message in downstream {
               if case .dropped = sink.yield(message) {
-                sink.finish(
-                  throwing: RPCError(
-                    code: .resourceExhausted,
-                    message: "more than \(maxBuffered) requests are waiting for istiod on this stream"))
+                overflow = RPCError(
+                  code: .resourceExhausted,
+                  message: "more than \(maxBuffered) requests are waiting for istiod on this stream")
                 break
               }
             }
-            sink.finish()
+            sink.finish(throwing: overflow)
           } catch {
             sink.finish(throwing: error)
           }
+          // Thrown as well: the relay half reads the buffer only once istiod has accepted the stream, so while
+          // istiod is away the stream would otherwise hang instead of ending.
+          if let overflow { throw overflow }
           return .downstream
         }
         group.addTask { [options] in
@@ -181,7 +207,8 @@ struct AggregatedDiscoveryRelay: Envoy_Service_Discovery_V3_AggregatedDiscoveryS
       logger.info("xDS stream closed", metadata: ["agent.xds.kind": "\(kind)"])
     } catch let error as RPCError {
       logger.warning(
-        "xDS stream ended", metadata: ["agent.xds.kind": "\(kind)", "error": "\(error.code): \(error.message)"])
+        "xDS stream ended",
+        metadata: ["agent.xds.kind": "\(kind)", "error": "\(error.code): \(error.message)"])
       // Code and message only: the upstream's trailers (`:status`, `content-type` in a trailers-only
       // response) must not be replayed as this stream's trailers.
       throw RPCError(code: error.code, message: error.message)

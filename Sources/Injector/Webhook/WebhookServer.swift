@@ -14,7 +14,8 @@ package struct WebhookServer: Sendable {
   /// its accept queue. A request head must be complete 10 s after the connection opens (the TLS handshake
   /// included), the whole request 30 s after its head (the API server's longest webhook timeout is 30 s),
   /// and the next request must begin within 60 s of an answer; at most 1024 connections are open at once
-  /// (new ones beyond are closed on accept). Bodies are limited by `Configuration.maxBodyBytes` (413).
+  /// (new ones beyond are closed on accept, before their TLS handshake). Bodies are limited by
+  /// `Configuration.maxBodyBytes` (413).
   package struct Limits: Sendable {
     package var requestHeadTimeout: Duration = .seconds(10)
     package var requestTimeout: Duration = .seconds(30)
@@ -77,6 +78,8 @@ extension WebhookServer: Service {
     let router = self.router
     let maxBodyBytes = configuration.maxBodyBytes
     let limits = configuration.limits
+    let logger = self.logger
+    let open = OpenConnections()
     let server: NIOAsyncChannel<any Channel, Never>
     do {
       server = try await ServerBootstrap(group: group)
@@ -85,8 +88,22 @@ extension WebhookServer: Service {
         .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
         .bind(host: configuration.host, port: configuration.port) { channel in
           channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.configureWebhookPipeline(
-              certificates: certificates, router: router, maxBodyBytes: maxBodyBytes, limits: limits)
+            // Counted here, before any handler is added: the pipeline serves a connection on its own, so one
+            // refused later by the accept loop could already have been answered.
+            guard open.add(1) <= limits.maxConnections else {
+              _ = open.add(-1)
+              logger.warning("webhook: \(limits.maxConnections) connections open; closing a new one")
+              channel.close(promise: nil)
+              throw ChannelError.ioOnClosedChannel
+            }
+            channel.closeFuture.whenComplete { _ in _ = open.add(-1) }
+            do {
+              try channel.pipeline.syncOperations.configureWebhookPipeline(
+                certificates: certificates, router: router, maxBodyBytes: maxBodyBytes, limits: limits)
+            } catch {
+              channel.close(promise: nil)
+              throw error
+            }
             return channel
           }
         }
@@ -114,19 +131,10 @@ extension WebhookServer: Service {
 
   private func acceptLoop(_ server: NIOAsyncChannel<any Channel, Never>) async throws {
     let logger = self.logger
-    let maxConnections = configuration.limits.maxConnections
-    let open = OpenConnections()
     try await withThrowingDiscardingTaskGroup { connections in
       try await server.executeThenClose { inbound in
         for try await connection in inbound.cancelOnGracefulShutdown() {
-          guard open.add(1) <= maxConnections else {
-            _ = open.add(-1)
-            logger.warning("webhook: \(maxConnections) connections open; closing a new one")
-            connection.close(promise: nil)
-            continue
-          }
           connections.addTask {
-            defer { _ = open.add(-1) }
             await Self.serve(connection, logger: logger)
           }
         }

@@ -24,6 +24,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--timeout", type=float, default=20)
     parser.add_argument("--pad-bytes", type=int, default=0, help="a resource name this long in the first request")
+    parser.add_argument("--flood", type=int, default=0, help="this many more requests right after the first")
     args = parser.parse_args()
     node = base_pb2.Node(id=args.node)
     stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(grpc.insecure_channel("unix:" + os.path.abspath(args.socket)))
@@ -33,6 +34,9 @@ def main():
     else:
         names = ["x" * args.pad_bytes] if args.pad_bytes else []
         requests.put(discovery_pb2.DiscoveryRequest(node=node, type_url=args.type, resource_names=names))
+    for i in range(args.flood):
+        kind = discovery_pb2.DeltaDiscoveryRequest if args.delta else discovery_pb2.DiscoveryRequest
+        requests.put(kind(type_url=args.type, response_nonce="flood-%d" % i))
 
     def outgoing():
         while True:
