@@ -5,7 +5,7 @@
 #   hack/fuzz.sh --smoke [target...]   a few seconds per target (CI); exits 1 if any target crashes
 #   hack/fuzz.sh --long  [target...]   1,000,000 inputs per target, one target after another
 #   hack/fuzz.sh --runs N | --seconds S [target...]   a custom budget per target
-#   hack/fuzz.sh --tsan                ProxyCoreTests, ProxyHTTPTests, ProxyServerTests, AgentTests under TSan
+#   hack/fuzz.sh --tsan                ProxyEngineTests, ProxyCoreTests, ProxyHTTPTests, ProxyServerTests, AgentTests under TSan
 #   hack/fuzz.sh --list                the targets
 #
 # Targets (Sources/Fuzz/<name>/main.swift, seeds in Tests/FuzzCorpus/<name>/): HTTP1 (request heads, bodies,
@@ -60,7 +60,7 @@ if [ "$mode" = tsan ]; then
   # Own scratch path: a TSan build shares nothing with the normal or the fuzzing one.
   swift build --build-tests --sanitize=thread --scratch-path .build-tsan
   failed=()
-  for target in ProxyCoreTests ProxyHTTPTests ProxyServerTests AgentTests; do
+  for target in ProxyEngineTests ProxyCoreTests ProxyHTTPTests ProxyServerTests AgentTests; do
     echo "hack/fuzz.sh: $target under ThreadSanitizer" >&2
     TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
       swift test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan \

@@ -108,6 +108,35 @@ class SyscallCount:
         return None
 
 
+def malloc_probe():
+    """A perf uprobe on libc's malloc (created once; needs root or perf_event_paranoid ≤ 1). None when perf
+    cannot place it. The Swift runtime is linked statically, but malloc stays in the shared libc."""
+    if not shutil.which("perf"):
+        return None
+    listed = subprocess.run(["perf", "probe", "-l"], capture_output=True, text=True).stdout
+    if "probe_libc:malloc" not in listed:
+        libc = next((p for p in ["/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6",
+                                 "/usr/lib/x86_64-linux-gnu/libc.so.6"] if os.path.exists(p)), None)
+        if not libc or subprocess.run(["perf", "probe", "-x", libc, "malloc"], capture_output=True).returncode != 0:
+            return None
+    return "probe_libc:malloc"
+
+
+def count_event(pid, event, seconds, url, connections, close):
+    """Runs wrk for `seconds` while perf counts `event` in `pid`; returns (count, requests)."""
+    proc = subprocess.Popen(["perf", "stat", "-e", event, "-x,", "-p", str(pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.2)
+    r = wrk(url, seconds, connections, close)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2] == event and fields[0].isdigit():
+            return int(fields[0]), r["requests"]
+    return None, r["requests"]
+
+
 class Nginx:
     def __init__(self, workdir):
         self.port = free_port()
@@ -125,7 +154,7 @@ worker_processes 1;
 daemon off;
 pid {workdir}/nginx.pid;
 error_log {workdir}/nginx-error.log;
-events {{ worker_connections 8192; }}
+events {{ worker_connections 25000; }}
 http {{
   access_log off;
   keepalive_requests 1000000;
@@ -161,7 +190,7 @@ class HAProxy:
             f.write(f"""
 global
   nbthread 1
-  maxconn 8000
+  maxconn 25000
 defaults
   timeout connect 5s
   timeout client 60s
@@ -385,6 +414,18 @@ def main():
         t_pf = statistics.median(results["throughput pilotfish tcp_proxy"])
         print(f"bulk TCP (256 MiB via curl): direct {t_direct:.0f} MiB/s, haproxy {t_ha:.0f} MiB/s, "
               f"pilotfish {t_pf:.0f} MiB/s (×HAProxy {t_pf / t_ha:.2f})")
+        # Mallocs per request in a separate pass: a uprobe traps on every malloc, which would distort the
+        # CPU figures above.
+        probe = malloc_probe()
+        if probe:
+            print("mallocs per request (perf uprobe on libc malloc, 3 s of wrk each):")
+            for name, proxy, port, close in variants:
+                if not proxy:
+                    continue
+                calls, requests = count_event(proxy.pid, probe, 3, f"http://127.0.0.1:{port}/", args.connections, close)
+                text = "–" if calls is None or requests == 0 else f"{calls / requests:.2f}"
+                print(f"  {name:48} {text}")
+            print()
         pf_idle, ha_idle = rss_kib(pilotfish.pid), rss_kib(haproxy.pid)
         pf_conn = idle_connections_rss(pilotfish, pilotfish.tcp_port)
         ha_conn = idle_connections_rss(haproxy, haproxy.tcp_port)
@@ -392,6 +433,9 @@ def main():
               f"(anonymous: pilotfish {rss_kib(pilotfish.pid, 'RssAnon') / 1024:.1f} MiB, "
               f"haproxy {rss_kib(haproxy.pid, 'RssAnon') / 1024:.1f} MiB)")
         print(f"RSS per 1,000 idle proxied connections: pilotfish {pf_conn / 1024:.1f} MiB, haproxy {ha_conn / 1024:.1f} MiB")
+        pf_10k = idle_connections_rss(pilotfish, pilotfish.tcp_port, count=10_000)
+        ha_10k = idle_connections_rss(haproxy, haproxy.tcp_port, count=10_000)
+        print(f"RSS for 10,000 idle proxied connections: pilotfish {pf_10k / 1024:.1f} MiB, haproxy {ha_10k / 1024:.1f} MiB")
         print(f"start to ready: pilotfish {pilotfish.ready_seconds * 1000:.0f} ms (/ready 200), "
               f"haproxy {haproxy.ready_seconds * 1000:.0f} ms (port accepting)")
     finally:
