@@ -55,6 +55,17 @@ let package = Package(
       name: "CRE2",
       linkerSettings: [.linkedLibrary("re2"), .linkedLibrary("stdc++")]
     ),
+    // Tiny leaf utilities both sides share: the one ordered JSONValue (strict JSON parser, printer, YAML
+    // conversion with an alias-expansion budget) and the domain-error pattern. No I/O, no protobuf, and it
+    // imports nothing of ours.
+    .target(
+      name: "PilotfishKit",
+      dependencies: [
+        .product(name: "OrderedCollections", package: "swift-collections"),
+        .product(name: "Yams", package: "Yams"),
+      ],
+      swiftSettings: swiftSettings
+    ),
     // Rule model, renderers (nft, iptables-restore), backends, TPROXY routing, validation, cleanup.
     .target(
       name: "Interception",
@@ -187,6 +198,11 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "PilotfishKitTests",
+      dependencies: ["PilotfishKit"],
       swiftSettings: swiftSettings
     ),
     .testTarget(
