@@ -70,6 +70,7 @@ let package = Package(
     .target(
       name: "Interception",
       dependencies: [
+        "PilotfishKit",
         "CNetfilter",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
@@ -97,6 +98,7 @@ let package = Package(
     .target(
       name: "ProxyCore",
       dependencies: [
+        "PilotfishKit",
         "EnvoyAPI",
         "CRE2",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
