@@ -82,6 +82,7 @@ let package = Package(
     .target(
       name: "Injector",
       dependencies: [
+        "PilotfishKit",
         .product(name: "OrderedCollections", package: "swift-collections"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
@@ -267,7 +268,7 @@ let package = Package(
     ),
     .testTarget(
       name: "InjectorTests",
-      dependencies: ["Injector", "TestSupport"],
+      dependencies: ["Injector", "PilotfishKit", "TestSupport"],
       exclude: ["Golden"],
       swiftSettings: swiftSettings
     ),
