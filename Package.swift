@@ -155,6 +155,7 @@ let package = Package(
     .target(
       name: "Agent",
       dependencies: [
+        "PilotfishKit",
         "EnvoyAPI",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -253,7 +254,8 @@ let package = Package(
     .testTarget(
       name: "AgentTests",
       dependencies: [
-        "Agent", "EnvoyAPI", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        "Agent", "PilotfishKit", "EnvoyAPI", "TestSupport",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
