@@ -127,6 +127,7 @@ let package = Package(
     .target(
       name: "ProxyServer",
       dependencies: [
+        "PilotfishKit",
         "EnvoyAPI",
         "ProxyCore",
         "ProxyHTTP",
