@@ -55,10 +55,22 @@ let package = Package(
       name: "CRE2",
       linkerSettings: [.linkedLibrary("re2"), .linkedLibrary("stdc++")]
     ),
+    // Tiny leaf utilities both sides share: the one ordered JSONValue (strict JSON parser, printer, YAML
+    // conversion with an alias-expansion budget) and the domain-error pattern. No I/O, no protobuf, and it
+    // imports nothing of ours.
+    .target(
+      name: "PilotfishKit",
+      dependencies: [
+        .product(name: "OrderedCollections", package: "swift-collections"),
+        .product(name: "Yams", package: "Yams"),
+      ],
+      swiftSettings: swiftSettings
+    ),
     // Rule model, renderers (nft, iptables-restore), backends, TPROXY routing, validation, cleanup.
     .target(
       name: "Interception",
       dependencies: [
+        "PilotfishKit",
         "CNetfilter",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
@@ -70,6 +82,7 @@ let package = Package(
     .target(
       name: "Injector",
       dependencies: [
+        "PilotfishKit",
         .product(name: "OrderedCollections", package: "swift-collections"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
@@ -86,6 +99,7 @@ let package = Package(
     .target(
       name: "ProxyCore",
       dependencies: [
+        "PilotfishKit",
         "EnvoyAPI",
         "CRE2",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -127,6 +141,7 @@ let package = Package(
     .target(
       name: "ProxyServer",
       dependencies: [
+        "PilotfishKit",
         "EnvoyAPI",
         "ProxyCore",
         "ProxyEngine",
@@ -156,6 +171,7 @@ let package = Package(
     .target(
       name: "Agent",
       dependencies: [
+        "PilotfishKit",
         "EnvoyAPI",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -202,6 +218,11 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
+      name: "PilotfishKitTests",
+      dependencies: ["PilotfishKit"],
       swiftSettings: swiftSettings
     ),
     .testTarget(
@@ -258,7 +279,8 @@ let package = Package(
     .testTarget(
       name: "AgentTests",
       dependencies: [
-        "Agent", "EnvoyAPI", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        "Agent", "PilotfishKit", "EnvoyAPI", "TestSupport",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -273,7 +295,7 @@ let package = Package(
     ),
     .testTarget(
       name: "InjectorTests",
-      dependencies: ["Injector", "TestSupport"],
+      dependencies: ["Injector", "PilotfishKit", "TestSupport"],
       exclude: ["Golden"],
       swiftSettings: swiftSettings
     ),

@@ -1,41 +1,31 @@
 internal import Foundation
+package import PilotfishKit
 
 /// The agent's one error type: a code, a message that names the offending variable, file or annotation,
 /// and an optional underlying cause. Equality ignores the cause so tests can compare errors.
-package struct AgentError: Error, Equatable, CustomStringConvertible, Sendable {
-  package enum Code: Equatable, Sendable {
-    /// An environment variable holds a value that cannot be parsed.
-    case invalidEnvironment
-    /// A file is missing or unreadable, or its contents are malformed.
-    case invalidFile
-    /// A pod annotation holds a value that cannot be parsed.
-    case invalidAnnotation
-    /// The bootstrap could not be built or serialized.
-    case bootstrap
-    /// A command-line flag holds an unusable value (or flags contradict each other).
-    case invalidFlag
-    /// The supervised proxy could not be started, or kept exiting until the restart budget ran out.
-    case proxy
-    /// A server (status 15020, metrics 15090) could not listen.
-    case server
-    /// A local HTTP call (proxy admin, app probe, scrape) failed.
-    case http
-    /// Workload identity: certificate issuance, certificate files, the SDS server.
-    case identity
-  }
+package typealias AgentError = DomainError<AgentErrorCode>
 
-  package var code: Code
-  package var message: String
-  package var cause: (any Error)?
+package enum AgentErrorCode: DomainErrorCode {
+  /// An environment variable holds a value that cannot be parsed.
+  case invalidEnvironment
+  /// A file is missing or unreadable, or its contents are malformed.
+  case invalidFile
+  /// A pod annotation holds a value that cannot be parsed.
+  case invalidAnnotation
+  /// The bootstrap could not be built or serialized.
+  case bootstrap
+  /// A command-line flag holds an unusable value (or flags contradict each other).
+  case invalidFlag
+  /// The supervised proxy could not be started, or kept exiting until the restart budget ran out.
+  case proxy
+  /// A server (status 15020, metrics 15090) could not listen.
+  case server
+  /// A local HTTP call (proxy admin, app probe, scrape) failed.
+  case http
+  /// Workload identity: certificate issuance, certificate files, the SDS server.
+  case identity
 
-  package init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-    self.code = code
-    self.message = message
-    self.cause = cause
-  }
-
-  package var description: String {
-    guard let cause else { return message }
+  package static func describe(_ message: String, cause: any Error) -> String {
     // Foundation errors print their whole userInfo; keep the human part.
     let nsError = cause as NSError
     if nsError.domain == NSCocoaErrorDomain || nsError.domain == NSPOSIXErrorDomain {
@@ -43,9 +33,5 @@ package struct AgentError: Error, Equatable, CustomStringConvertible, Sendable {
       return "\(message): \(detail)"
     }
     return "\(message): \(cause)"
-  }
-
-  package static func == (lhs: AgentError, rhs: AgentError) -> Bool {
-    lhs.code == rhs.code && lhs.message == rhs.message
   }
 }

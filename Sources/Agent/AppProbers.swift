@@ -1,6 +1,7 @@
 internal import Foundation
 package import NIOCore
 package import NIOPosix
+internal import PilotfishKit
 
 /// One rewritten Kubernetes probe from `ISTIO_KUBE_APP_PROBERS` (`status.Prober`).
 package struct AppProber: Equatable, Sendable {
@@ -34,7 +35,7 @@ package struct AppProbers: Equatable, Sendable {
     guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return AppProbers() }
     let root: JSONValue
     do {
-      root = try JSONValue.parseJSON(Data(text.utf8))
+      root = try JSONValue.parseJSON(text)
     } catch {
       throw AgentError(.invalidEnvironment, "\(source): malformed JSON", cause: error)
     }
@@ -173,7 +174,8 @@ package struct AppProbeRunner: Sendable {
       }
     case .grpc(let port, let service):
       if let failure = await GRPCHealthProbe.check(
-        host: target, port: port, service: service ?? "", sourceAddress: sourceAddress, timeout: prober.timeout,
+        host: target, port: port, service: service ?? "", sourceAddress: sourceAddress,
+        timeout: prober.timeout,
         group: group)
       {
         return (500, failure)

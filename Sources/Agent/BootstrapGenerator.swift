@@ -1,5 +1,6 @@
 package import EnvoyAPI
 internal import Foundation
+package import PilotfishKit
 package import SwiftProtobuf
 
 /// Builds the Envoy v3 bootstrap the agent hands to the proxy, equivalent to Istio's: node identity and
@@ -100,8 +101,8 @@ package struct BootstrapGenerator: Sendable {
     set("NAMESPACE", .string(pod.namespace))
     set("CLUSTER_ID", .string(pod.clusterID))
     set("MESH_ID", .string(pod.meshID))
-    set("LABELS", .object(labels.mapValues { .string($0) }))
-    set("ANNOTATIONS", .object(pod.annotations.mapValues { .string($0) }))
+    set("LABELS", Self.stringObject(labels))
+    set("ANNOTATIONS", Self.stringObject(pod.annotations))
     set("INSTANCE_IPS", .string(pod.instanceIPs.joined(separator: ",")))
     set("ISTIO_VERSION", .string(pod.istioVersion))
     set("SERVICE_ACCOUNT", .string(pod.serviceAccount))
@@ -110,8 +111,8 @@ package struct BootstrapGenerator: Sendable {
     if !pod.nodeName.isEmpty { set("NODE_NAME", .string(pod.nodeName)) }
     if m["INTERCEPTION_MODE"] == nil { set("INTERCEPTION_MODE", .string("REDIRECT")) }
     set("PROXY_CONFIG", pod.proxyConfig.document)
-    set("ENVOY_STATUS_PORT", .number(Double(envoyStatusPort)))
-    set("ENVOY_PROMETHEUS_PORT", .number(Double(envoyPrometheusPort)))
+    set("ENVOY_STATUS_PORT", .int(envoyStatusPort))
+    set("ENVOY_PROMETHEUS_PORT", .int(envoyPrometheusPort))
     if m["METADATA_DISCOVERY"] == nil { set("METADATA_DISCOVERY", .string("false")) }
     set("WORKLOAD_IDENTITY_SOCKET_FILE", .string((sdsSocketPath as NSString).lastPathComponent))
     set(
@@ -424,8 +425,18 @@ package struct BootstrapGenerator: Sendable {
       try Google_Protobuf_Any(message: options)
   }
 
-  static func protobufStruct(_ object: [String: JSONValue]) -> Google_Protobuf_Struct {
-    Google_Protobuf_Struct(fields: object.mapValues(protobufValue))
+  static func protobufStruct(_ object: some Sequence<(key: String, value: JSONValue)>)
+    -> Google_Protobuf_Struct
+  {
+    Google_Protobuf_Struct(
+      fields: Dictionary(uniqueKeysWithValues: object.map { ($0.key, protobufValue($0.value)) }))
+  }
+
+  /// A JSON object of strings, keys sorted.
+  static func stringObject(_ map: [String: String]) -> JSONValue {
+    .object(
+      JSONValue.Object(
+        uniqueKeysWithValues: map.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))
   }
 
   static func protobufValue(_ v: JSONValue) -> Google_Protobuf_Value {
@@ -435,7 +446,7 @@ package struct BootstrapGenerator: Sendable {
       value.nullValue = .nullValue
       return value
     case .bool(let b): return Google_Protobuf_Value(boolValue: b)
-    case .number(let d): return Google_Protobuf_Value(numberValue: d)
+    case .number(let n): return Google_Protobuf_Value(numberValue: Double(n) ?? 0)
     case .string(let s): return Google_Protobuf_Value(stringValue: s)
     case .array(let a):
       return Google_Protobuf_Value(listValue: Google_Protobuf_ListValue(values: a.map(protobufValue)))

@@ -1,5 +1,6 @@
 internal import Foundation
 package import Logging
+internal import PilotfishKit
 
 /// The application's metric targets from `ISTIO_PROMETHEUS_ANNOTATIONS` (the injector moves the pod's
 /// `prometheus.io/*` annotations there).
@@ -24,7 +25,7 @@ package struct PrometheusScrapeTargets: Equatable, Sendable {
     guard let text, !text.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
     let root: JSONValue
     do {
-      root = try JSONValue.parseJSON(Data(text.utf8))
+      root = try JSONValue.parseJSON(text)
     } catch {
       throw AgentError(.invalidEnvironment, "\(source): malformed JSON", cause: error)
     }

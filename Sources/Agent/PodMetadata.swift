@@ -1,4 +1,5 @@
 internal import Foundation
+package import PilotfishKit
 
 /// Everything the agent knows about its pod: identity, labels and annotations, node metadata from
 /// `ISTIO_META_*` / `ISTIO_METAJSON_*`, and the layered ProxyConfig. Built from the environment plus
@@ -71,7 +72,7 @@ package struct PodMetadata: Equatable, Sendable {
     }
     let pod: JSONValue
     do {
-      pod = try JSONValue.parseJSON(data)
+      pod = try JSONValue.parseJSON([UInt8](data))
     } catch {
       throw AgentError(.invalidFile, "\(path): malformed JSON", cause: error)
     }
@@ -209,7 +210,7 @@ package struct PodMetadata: Equatable, Sendable {
         let name = String(key.dropFirst("ISTIO_METAJSON_".count))
         let parsed: JSONValue
         do {
-          parsed = try JSONValue.parseJSON(Data(value.utf8))
+          parsed = try JSONValue.parseJSON(value)
         } catch {
           throw AgentError(.invalidEnvironment, "\(key): malformed JSON", cause: error)
         }

@@ -1,4 +1,5 @@
 internal import Foundation
+package import PilotfishKit
 
 /// The subset of Istio's `ProxyConfig` the agent and the bootstrap need, layered in Istio's order:
 /// mesh defaults, then the mesh config file's `defaultConfig` (when given), then the `PROXY_CONFIG`
@@ -39,11 +40,11 @@ package struct ProxyConfig: Equatable, Sendable {
     "serviceCluster": .string("istio-proxy"),
     "drainDuration": .string("45s"),
     "terminationDrainDuration": .string("5s"),
-    "proxyAdminPort": .number(15000),
-    "statusPort": .number(15020),
+    "proxyAdminPort": 15000,
+    "statusPort": 15020,
     "discoveryAddress": .string("istiod.istio-system.svc:15012"),
     "controlPlaneAuthPolicy": .string("MUTUAL_TLS"),
-    "statNameLength": .number(189),
+    "statNameLength": 189,
   ])
 
   package static var meshDefaults: ProxyConfig {
@@ -122,7 +123,7 @@ package struct ProxyConfig: Equatable, Sendable {
 
 /// Typed field access on a JSON object, throwing errors that name the source and the field.
 struct FieldReader {
-  var object: [String: JSONValue]
+  var object: JSONValue.Object
   var source: String
   var code: AgentError.Code
 
@@ -141,7 +142,10 @@ struct FieldReader {
   func int(_ key: String) throws(AgentError) -> Int? {
     switch object[key] {
     case nil, .null?: return nil
-    case .number(let d)? where d.rounded() == d && abs(d) < 1e12: return Int(d)
+    case .number(let n)?:
+      // A whole number written as 10, 1e1 or 10.0.
+      guard let d = Double(n), d.rounded() == d, abs(d) < 1e12 else { throw fail(key, "expected an integer") }
+      return Int(d)
     case .string(let s)?:
       guard let i = Int(s) else { throw fail(key, "expected an integer, got \"\(s)\"") }
       return i
@@ -171,8 +175,9 @@ struct FieldReader {
       for (k, v) in o {
         switch v {
         case .string(let s): out[k] = s
-        case .number(let d):
+        case .number(let n):
           // Int(exactly:) is nil for 1e300 or inf, which would trap in Int(_:); those print as Doubles.
+          let d = Double(n) ?? 0
           out[k] = Int(exactly: d).map { String($0) } ?? String(d)
         case .bool(let b): out[k] = String(b)
         default: throw fail("\(key).\(k)", "expected a string")

@@ -1,4 +1,5 @@
 internal import Foundation
+internal import PilotfishKit
 
 #if canImport(Glibc)
   internal import Glibc
@@ -75,7 +76,8 @@ package struct SidecarSettings: Sendable {
       throw AgentError(
         .invalidFlag,
         "--templateFile \(options.templateFile): custom Go bootstrap templates are not supported by Pilotfish;"
-          + " to change the generated bootstrap, merge a YAML or JSON file over it with ISTIO_BOOTSTRAP_OVERRIDE")
+          + " to change the generated bootstrap, merge a YAML or JSON file over it with ISTIO_BOOTSTRAP_OVERRIDE"
+      )
     }
     var pod: PodMetadata
     if let path = options.podMetadataPath {
@@ -178,10 +180,12 @@ package struct SidecarSettings: Sendable {
       }
       commandLine.fileFlushInterval = d
     }
-    if case .number(let kb)? = document["fileFlushMinSizeKb"] {
+    if case .number(let text)? = document["fileFlushMinSizeKb"] {
+      let kb = Double(text) ?? .nan
       guard let size = Int(exactly: kb), (0...(1 << 30)).contains(size) else {
         throw AgentError(
-          .invalidEnvironment, "ProxyConfig fileFlushMinSizeKb: \(kb) is not a whole number of KiB up to 2^30")
+          .invalidEnvironment, "ProxyConfig fileFlushMinSizeKb: \(kb) is not a whole number of KiB up to 2^30"
+        )
       }
       commandLine.fileFlushMinSizeKB = size
     }
@@ -245,7 +249,8 @@ package struct SidecarSettings: Sendable {
     let xdsUpstream =
       generator.hasControlPlane
       ? try IstiodConnection.resolve(
-        address: pod.proxyConfig.discoveryAddress, variable: "ProxyConfig discoveryAddress", environment: effective,
+        address: pod.proxyConfig.discoveryAddress, variable: "ProxyConfig discoveryAddress",
+        environment: effective,
         root: options.root)
       : nil
 
@@ -271,9 +276,7 @@ package struct SidecarSettings: Sendable {
     }
     let substituted = text.replacingOccurrences(of: "$(HOST_IP)", with: env["HOST_IP"] ?? "")
     do {
-      let value = try JSONValue.parse(jsonOrYAML: substituted)
-      let data = try JSONSerialization.data(withJSONObject: value.foundation, options: [.sortedKeys])
-      return String(decoding: data, as: UTF8.self)
+      return try JSONValue.parse(jsonOrYAML: substituted).jsonText(pretty: false, escapingHTML: false)
     } catch {
       throw AgentError(.invalidFile, "ISTIO_BOOTSTRAP_OVERRIDE \(path): malformed YAML or JSON", cause: error)
     }

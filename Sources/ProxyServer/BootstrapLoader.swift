@@ -1,5 +1,6 @@
 package import EnvoyAPI
 internal import Foundation
+internal import PilotfishKit
 internal import SwiftProtobuf
 
 /// Reads a v3 bootstrap the way Envoy does: `-c` (JSON, YAML, or binary by extension; anything else is
@@ -96,14 +97,14 @@ package enum BootstrapLoader {
     do {
       switch format {
       case .json:
-        json = try JSONValue.parse(text)
+        json = try JSONValue.parseJSON(text)
       case .yaml:
-        json = try JSONValue.parseYAML(text)
+        json = try JSONValue.parseYAML(text, orIfEmpty: .emptyObject)
       case .auto, .binary, .textProto:
-        if let parsed = try? JSONValue.parse(text) {
+        if let parsed = try? JSONValue.parseJSON(text) {
           json = parsed
         } else {
-          json = try JSONValue.parseYAML(text)
+          json = try JSONValue.parseYAML(text, orIfEmpty: .emptyObject)
         }
       }
     } catch {
@@ -118,7 +119,8 @@ package enum BootstrapLoader {
     var options = JSONDecodingOptions()
     options.ignoreUnknownFields = allowUnknownFields
     do {
-      let bootstrap = try Envoy_Config_Bootstrap_V3_Bootstrap(jsonString: json.serialized, options: options)
+      let bootstrap = try Envoy_Config_Bootstrap_V3_Bootstrap(
+        jsonString: json.jsonText(pretty: false, escapingHTML: false), options: options)
       return Loaded(bootstrap: bootstrap, warnings: checker.warnings)
     } catch {
       // The walk found nothing specific; report what the decoder says.

@@ -1,3 +1,4 @@
+internal import PilotfishKit
 internal import ProxyCore
 
 extension JSONValue {
@@ -12,11 +13,11 @@ extension JSONValue {
       {
         let value = JSONValue.object(members.filter { $0.key != "@type" })
         return .object([
-          ("@type", .string("type.googleapis.com/udpa.type.v1.TypedStruct")), ("type_url", .string(typeURL)),
-          ("value", value),
+          "@type": .string("type.googleapis.com/udpa.type.v1.TypedStruct"), "type_url": .string(typeURL),
+          "value": value,
         ])
       }
-      return .object(members.map { ($0.key, $0.value.wrappingIstioExtensionTypes()) })
+      return .object(members.mapValues { $0.wrappingIstioExtensionTypes() })
     case .array(let elements):
       return .array(elements.map { $0.wrappingIstioExtensionTypes() })
     case .string, .number, .bool, .null:

@@ -1,5 +1,6 @@
 internal import EnvoyAPI
 internal import Foundation
+internal import PilotfishKit
 internal import SwiftProtobuf
 
 /// Walks a JSON document against a protobuf message type and reports the first problem with its field
@@ -129,7 +130,7 @@ struct ProtoJSONChecker {
     _ value: JSONValue, as type: any SwiftProtobuf.Message.Type, path: FieldPath
   ) throws(BootstrapError) {
     do {
-      _ = try type.init(jsonString: value.serialized)
+      _ = try type.init(jsonString: value.jsonText(pretty: false, escapingHTML: false))
     } catch {
       throw self.error(
         .invalidValue, path,
@@ -140,10 +141,10 @@ struct ProtoJSONChecker {
   private func checkLeaf(
     _ key: String, _ value: JSONValue, in type: any SwiftProtobuf.Message.Type, path: FieldPath
   ) throws(BootstrapError) {
-    let probe = JSONValue.object([(key, value)])
+    let probe = JSONValue.object([key: value])
     do {
       // Strict: lenient decoding would also drop unknown enum names.
-      _ = try type.init(jsonString: probe.serialized)
+      _ = try type.init(jsonString: probe.jsonText(pretty: false, escapingHTML: false))
     } catch JSONDecodingError.unknownField where allowUnknownFields {
       return
     } catch {
@@ -162,7 +163,7 @@ struct ProtoJSONChecker {
   private mutating func isKnownField(_ key: String, of type: any SwiftProtobuf.Message.Type) -> Bool {
     let cacheKey = type.protoMessageName + "\u{0}" + key
     if let known = knownFieldCache[cacheKey] { return known }
-    let probe = JSONValue.object([(key, .null)]).serialized
+    let probe = JSONValue.object([key: .null]).jsonText(pretty: false, escapingHTML: false)
     let known: Bool
     do {
       _ = try type.init(jsonString: probe)
@@ -197,18 +198,18 @@ struct ProtoJSONChecker {
   ) -> FieldKind {
     switch sample {
     case .object(let members):
-      if let found = probe(type, JSONValue.object([(key, .object([]))])), case .singular(let t) = found {
+      if let found = probe(type, JSONValue.object([key: .object([:])])), case .singular(let t) = found {
         return .message(t)
       }
-      if let first = members.first,
-        let found = Self.probe(type, JSONValue.object([(key, .object([(first.key, .object([]))]))])),
+      if let firstKey = members.keys.first,
+        let found = Self.probe(type, JSONValue.object([key: .object([firstKey: .object([:])])])),
         case .map(let t) = found
       {
         return .messageMap(t)
       }
       return .leaf
     case .array:
-      if let found = probe(type, JSONValue.object([(key, .array([.object([])]))])),
+      if let found = probe(type, JSONValue.object([key: .array([.object([:])])])),
         case .repeated(let t) = found
       {
         return .repeatedMessage(t)
@@ -222,7 +223,10 @@ struct ProtoJSONChecker {
   private static func probe(_ type: any SwiftProtobuf.Message.Type, _ json: JSONValue) -> FieldTypeCapture
     .Found?
   {
-    guard let message = try? type.init(jsonString: json.serialized, options: lenient) else { return nil }
+    guard
+      let message = try? type.init(
+        jsonString: json.jsonText(pretty: false, escapingHTML: false), options: lenient)
+    else { return nil }
     var capture = FieldTypeCapture()
     try? message.traverse(visitor: &capture)
     return capture.found
@@ -240,7 +244,7 @@ struct ProtoJSONChecker {
     case .array: return "a list"
     case .null: return "null"
     default:
-      let text = value.serialized
+      let text = value.jsonText(pretty: false, escapingHTML: false)
       return text.count > 60 ? String(text.prefix(57)) + "..." : text
     }
   }

@@ -227,13 +227,13 @@ struct PodMetadataTests {
     let pod = try PodMetadata.fromPod(
       .object([
         "metadata": .object([
-          "name": .string("p"), "labels": .object(["big": .number(1e300), "small": .number(7)]),
+          "name": .string("p"), "labels": .object(["big": .number("1e300"), "small": .number("7")]),
           "annotations": .object(["proxy.istio.io/config": .string("proxyMetadata: {INF: .inf}")]),
         ])
       ]), source: "pod.json", environment: [:])
     #expect(pod.labels["big"] == "1e+300")
     #expect(pod.labels["small"] == "7")
-    #expect(pod.environment["INF"] == "inf")
+    #expect(pod.environment["INF"] == "Infinity")  // YAML .inf is proto3 JSON's "Infinity"
 
     let root = try TempRoot()
     defer { root.remove() }
@@ -267,7 +267,8 @@ struct PodMetadataTests {
     #expect(
       throws: AgentError(
         .invalidEnvironment,
-        #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s" (e.g. 45s, 1m30s; at most 2562047h)"#)
+        #"PROXY_CONFIG: field drainDuration: invalid duration "99999999999999999999s" (e.g. 45s, 1m30s; at most 2562047h)"#
+      )
     ) {
       try PodMetadata.fromEnvironment(
         ["PROXY_CONFIG": #"{"drainDuration": "99999999999999999999s"}"#], root: "/nonexistent")

@@ -1,4 +1,5 @@
 import Foundation
+import PilotfishKit
 import Testing
 
 @testable import Injector
@@ -66,7 +67,7 @@ struct DocumentsTests {
 
   @Test func yamlStreamInYamlStreamOut() throws {
     let result = try Self.injector(namespace: "apps").process(Self.multiDocument)
-    let input = try JSONValue.parseDocuments(Self.multiDocument)
+    let input = try JSONValue.parseYAMLDocuments(Self.multiDocument)
     let output = try Manifest(parsing: result.text)
     #expect(output.format == .yaml)
     #expect(output.documents.count == 4)
@@ -105,7 +106,7 @@ struct DocumentsTests {
     ]
     let result = try Self.injector().process(list.prettyJSONText)
     #expect(result.text.hasPrefix("{"))
-    let output = try JSONValue.parse(result.text)
+    let output = try JSONValue.parseYAML(result.text)
     #expect(output[path: "items"]?.arrayValue?[0] == list[path: "items"]?.arrayValue?[0])
     let template = output["items"]?.arrayValue?[1][path: "spec", "template"]
     #expect(
@@ -131,7 +132,7 @@ struct DocumentsTests {
     ]
     workload = Self.setting(workload, at: path[...], to: pod)
     let result = try Self.injector().process(workload.yamlText)
-    let output = try JSONValue.parse(result.text)
+    let output = try JSONValue.parseYAML(result.text)
     let template = path.reduce(Optional(output)) { $0?[$1] }
     #expect(
       Self.env("ISTIO_META_OWNER", of: Self.proxy(in: template))
@@ -148,7 +149,7 @@ struct DocumentsTests {
   @Test func uninjectRestoresTheInput() throws {
     let injected = try Self.injector().process(Self.multiDocument)
     let restored = try Self.injector(uninject: true).process(injected.text)
-    let original = try JSONValue.parseDocuments(Self.multiDocument)
+    let original = try JSONValue.parseYAMLDocuments(Self.multiDocument)
     #expect(try Manifest(parsing: restored.text).documents.map(\.canonical) == original.map(\.canonical))
   }
 
@@ -312,7 +313,7 @@ struct DocumentsTests {
   }
 
   @Test func kustomizationListsTheWebhookManifests() throws {
-    let kustomization = try JSONValue.parse(
+    let kustomization = try JSONValue.parseYAML(
       try String(contentsOf: Self.deploy.appendingPathComponent("kustomization.yaml"), encoding: .utf8))
     let resources = kustomization["resources"]?.arrayValue?.compactMap(\.stringValue) ?? []
     #expect(Set(resources) == Set(try Self.manifestFiles().filter { !$0.hasPrefix("samples/") }))
@@ -322,7 +323,7 @@ struct DocumentsTests {
     let text = try String(
       contentsOf: Self.deploy.appendingPathComponent("webhook/mutatingwebhookconfiguration.yaml"),
       encoding: .utf8)
-    let configuration = try JSONValue.parse(text)
+    let configuration = try JSONValue.parseYAML(text)
     let webhooks = configuration["webhooks"]?.arrayValue ?? []
     #expect(webhooks.count == 4)
     for webhook in webhooks {

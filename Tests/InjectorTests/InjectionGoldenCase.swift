@@ -1,4 +1,5 @@
 import Foundation
+import PilotfishKit
 
 @testable import Injector
 
@@ -59,7 +60,7 @@ struct InjectionGoldenCase: Sendable, CustomStringConvertible {
   var goldenURL: URL { Self.directory.appendingPathComponent("\(name).golden.yaml") }
 
   func input() throws -> JSONValue {
-    try JSONValue.parse(String(contentsOf: inputURL, encoding: .utf8))
+    try JSONValue.parseYAML(String(contentsOf: inputURL, encoding: .utf8))
   }
 
   var settings: InjectorSettings {

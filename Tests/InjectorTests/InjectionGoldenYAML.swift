@@ -1,3 +1,5 @@
+import PilotfishKit
+
 @testable import Injector
 
 /// Block-style YAML for golden files, written so that reading it back gives the same `JSONValue`:

@@ -1,4 +1,5 @@
 import Foundation
+import PilotfishKit
 import TestSupport
 import Testing
 
@@ -109,7 +110,7 @@ struct JSONPatchTests {
   }
 
   @Test func readsAndAppliesPatchDocuments() throws {
-    let document = try JSONValue.parse(
+    let document = try JSONValue.parseYAML(
       #"[{"op":"add","path":"/a/-","value":3},{"op":"remove","path":"/b"},{"op":"replace","path":"/c","value":0}]"#
     )
     let patch = try JSONPatch(document)
@@ -136,7 +137,7 @@ struct JSONPatchTests {
   ])
   func badOperationsAreNamed(operation: String, message: String) throws {
     let document: JSONValue = ["list": [1, 2]]
-    let parsed = try JSONValue.parse("[\(operation)]")
+    let parsed = try JSONValue.parseYAML("[\(operation)]")
     do throws(JSONPatchError) {
       _ = try JSONPatch(parsed).apply(to: document)
       Issue.record("expected an error: \(message)")

@@ -1,4 +1,5 @@
 import Foundation
+import PilotfishKit
 import TestSupport
 import Testing
 

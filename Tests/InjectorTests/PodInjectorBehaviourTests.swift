@@ -1,3 +1,4 @@
+import PilotfishKit
 import Testing
 
 @testable import Injector

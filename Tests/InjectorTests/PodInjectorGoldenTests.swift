@@ -1,4 +1,5 @@
 import Foundation
+import PilotfishKit
 import Testing
 
 @testable import Injector
@@ -73,7 +74,7 @@ struct PodInjectorGoldenTests {
         Issue.record("\(golden.name) was not injected")
         continue
       }
-      #expect(try JSONValue.parse(text) == injected, "\(golden.name)")
+      #expect(try JSONValue.parseYAML(text) == injected, "\(golden.name)")
     }
   }
 }

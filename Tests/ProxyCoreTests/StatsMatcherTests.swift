@@ -95,7 +95,7 @@ struct StatsMatcherTests {
     config.matcher = .inclusion([])
     #expect(
       throws: StatsConfigError(
-        code: .invalidMatcher, message: "stats_matcher: the list must have at least one pattern")
+        .invalidMatcher, "stats_matcher: the list must have at least one pattern")
     ) {
       try StatsStore(config: config)
     }

@@ -220,7 +220,7 @@ struct StatsTagExtractionTests {
     }
     config.tagSpecifiers = [.init(name: "", value: .regex("x(y)"))]
     #expect(
-      throws: StatsConfigError(code: .invalidTagSpecifier, message: "stats_tags[0]: tag_name cannot be empty")
+      throws: StatsConfigError(.invalidTagSpecifier, "stats_tags[0]: tag_name cannot be empty")
     ) {
       try StatsStore(config: config)
     }

@@ -1,4 +1,5 @@
 internal import Foundation
+internal import PilotfishKit
 
 /// Reads an injector configuration file: a YAML (or JSON) mapping whose keys are ``InjectorSettings``
 /// field names, each optional, on top of the defaults (or of given settings).

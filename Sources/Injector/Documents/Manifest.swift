@@ -1,4 +1,5 @@
 internal import Foundation
+package import PilotfishKit
 
 /// A manifest as `kubectl apply -f` reads it: a stream of YAML documents or one JSON document, printed back
 /// in the same format.

@@ -1,3 +1,5 @@
+package import PilotfishKit
+
 /// `pilotfish inject` as library code: adds (or removes) the sidecar in every workload of a manifest.
 ///
 /// Pods, the pod templates of Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController and Job,

@@ -1,4 +1,5 @@
 internal import OrderedCollections
+internal import PilotfishKit
 
 /// Sends the app containers' probes and lifecycle hooks through the agent's status port, and back.
 ///

@@ -1,35 +1,22 @@
+package import PilotfishKit
+
 /// The one error type of pod injection.
 ///
 /// Invariant: `message` names what is wrong and where, for an operator reading a rejected admission:
 /// the annotation and its value (`annotation traffic.sidecar.istio.io/excludeOutboundIPRanges:
 /// "10.0.0.0/33" is not a CIDR`) or the field of the object. Equality ignores `cause`.
-package struct InjectionError: Error, Sendable, Equatable, CustomStringConvertible {
-  package enum Code: String, Sendable, Equatable {
-    /// An annotation that steers injection has a value that cannot be used.
-    case invalidAnnotation
-    /// The object is not a pod or pod template that can be injected.
-    case invalidObject
-  }
+package typealias InjectionError = DomainError<InjectionErrorCode>
 
-  package var code: Code
-  package var message: String
-  package var cause: (any Error)?
+package enum InjectionErrorCode: String, DomainErrorCode {
+  /// An annotation that steers injection has a value that cannot be used.
+  case invalidAnnotation
+  /// The object is not a pod or pod template that can be injected.
+  case invalidObject
 
-  package init(_ code: Code, _ message: String, cause: (any Error)? = nil) {
-    self.code = code
-    self.message = message
-    self.cause = cause
-  }
+  package static func describe(_ message: String, cause: any Error) -> String { "\(message) (\(cause))" }
+}
 
-  package var description: String {
-    if let cause { return "\(message) (\(cause))" }
-    return message
-  }
-
-  package static func == (lhs: Self, rhs: Self) -> Bool {
-    lhs.code == rhs.code && lhs.message == rhs.message
-  }
-
+extension InjectionError {
   /// `annotation <name>: "<value>" <problem>`.
   static func annotation(_ name: String, _ value: String, _ problem: String) -> InjectionError {
     InjectionError(.invalidAnnotation, "annotation \(name): \(quoted(value)) \(problem)")

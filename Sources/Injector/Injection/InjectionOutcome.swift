@@ -1,3 +1,5 @@
+package import PilotfishKit
+
 /// The result of `PodInjector.inject`.
 ///
 /// Invariant: `.injected` carries the whole mutated object (never a diff); `.skipped` means the input is

@@ -1,4 +1,5 @@
 internal import OrderedCollections
+internal import PilotfishKit
 
 /// The `sidecar.istio.io/status` annotation: what injection added, so it can be found and taken out again.
 ///
@@ -26,7 +27,7 @@ struct InjectionStatus: Equatable {
 
   /// Reads an annotation value; nil if it is not a JSON object.
   init?(text: String) {
-    guard case .object(let object)? = try? JSONValue.parse(text) else { return nil }
+    guard case .object(let object)? = try? JSONValue.parseYAML(text) else { return nil }
     func strings(_ value: JSONValue?) -> [String] { value?.arrayValue?.compactMap(\.stringValue) ?? [] }
     func map(_ value: JSONValue?) -> OrderedDictionary<String, String> {
       guard case .object(let entries)? = value else { return [:] }

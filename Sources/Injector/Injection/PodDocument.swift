@@ -1,4 +1,5 @@
 internal import OrderedCollections
+internal import PilotfishKit
 
 /// A pod (or pod template) taken apart into the pieces injection edits, and put back together.
 ///

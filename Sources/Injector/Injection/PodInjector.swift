@@ -1,4 +1,5 @@
 internal import OrderedCollections
+package import PilotfishKit
 
 /// Adds the Pilotfish sidecar to a pod, and takes it out again: the pure core of `pilotfish inject` and
 /// of the webhook.
@@ -143,7 +144,7 @@ package enum PodInjector {
     document.initContainers.removeAll { status.initContainers.contains($0["name"]?.stringValue ?? "") }
     document.volumes.removeAll { status.volumes.contains($0["name"]?.stringValue ?? "") }
 
-    if let text = variable(Keys.appProbersEnv), case .object(let probers)? = try? JSONValue.parse(text) {
+    if let text = variable(Keys.appProbersEnv), case .object(let probers)? = try? JSONValue.parseYAML(text) {
       var lists = [document.initContainers, document.containers]
       AppProbeRewrite.restore(&lists, probers: probers, portNames: status.probePortNames)
       document.initContainers = lists[0]
@@ -250,7 +251,7 @@ package enum PodInjector {
   private static func restorePrometheus(
     _ annotations: inout OrderedDictionary<String, String>, from text: String?
   ) {
-    guard let text, case .object(let saved)? = try? JSONValue.parse(text) else { return }
+    guard let text, case .object(let saved)? = try? JSONValue.parseYAML(text) else { return }
     for (key, field) in [
       (Keys.prometheusScrape, "scrape"), (Keys.prometheusPath, "path"), (Keys.prometheusPort, "port"),
     ] {

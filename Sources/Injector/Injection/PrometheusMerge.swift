@@ -1,4 +1,5 @@
 internal import OrderedCollections
+internal import PilotfishKit
 
 /// Points Prometheus at the agent's merged metrics endpoint and tells the agent where the app's metrics are.
 ///

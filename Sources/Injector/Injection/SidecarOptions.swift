@@ -1,4 +1,5 @@
 internal import OrderedCollections
+internal import PilotfishKit
 
 /// The per-pod injection parameters: the mesh settings overlaid with the pod's annotations.
 ///
@@ -193,7 +194,7 @@ struct SidecarOptions {
     let name = Keys.proxyConfig
     let parsed: JSONValue
     do {
-      parsed = try JSONValue.parse(text)
+      parsed = try JSONValue.parseYAML(text)
     } catch {
       throw InjectionError(
         .invalidAnnotation,
@@ -223,7 +224,7 @@ struct SidecarOptions {
     _ name: String, _ text: String?
   ) throws(InjectionError) -> [(name: String, object: OrderedDictionary<String, JSONValue>)] {
     guard let text else { return [] }
-    guard case .object(let entries)? = try? JSONValue.parse(text) else {
+    guard case .object(let entries)? = try? JSONValue.parseYAML(text) else {
       throw .annotation(
         name, text, "is not a JSON object from volume name to \(name == Keys.userVolume ? "volume" : "mount")"
       )

@@ -1,4 +1,5 @@
 internal import OrderedCollections
+internal import PilotfishKit
 
 /// The objects injection adds to a pod: the init container, the proxy container and their volumes.
 ///

@@ -1,3 +1,5 @@
+package import PilotfishKit
+
 /// An RFC 6902 JSON Patch limited to the operations a diff needs (`add`, `remove`, `replace`), as sent in
 /// an AdmissionReview response.
 ///

@@ -1,5 +1,6 @@
 internal import Foundation
 internal import OrderedCollections
+package import PilotfishKit
 
 /// Answers an AdmissionReview (`admission.k8s.io/v1` or `v1beta1`) for a pod: the pure part of the webhook.
 ///

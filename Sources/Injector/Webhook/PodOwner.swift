@@ -1,3 +1,5 @@
+package import PilotfishKit
+
 /// The workload a pod belongs to, as `ISTIO_META_OWNER` and `ISTIO_META_WORKLOAD_NAME` describe it.
 ///
 /// Only a pod with a generated name is traced to its controller (the owner reference with

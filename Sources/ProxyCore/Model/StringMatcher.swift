@@ -24,7 +24,7 @@ package struct StringMatcher: Sendable {
     switch pattern {
     case .prefix(let s) where s.isEmpty, .suffix(let s) where s.isEmpty, .contains(let s) where s.isEmpty:
       throw StatsConfigError(
-        code: .invalidMatcher, message: "string matcher: \(pattern.kind) must not be empty")
+        .invalidMatcher, "string matcher: \(pattern.kind) must not be empty")
     default: break
     }
     self.pattern = pattern

@@ -38,19 +38,19 @@ struct CompiledRegex: Sendable {
     var text = pattern
     let handle = text.withUTF8 { pf_re2_compile($0.baseAddress, $0.count, Self.maxMemory) }
     guard let handle else {
-      throw StatsConfigError(code: .invalidRegex, message: "\(what) '\(pattern)': out of memory compiling it")
+      throw StatsConfigError(.invalidRegex, "\(what) '\(pattern)': out of memory compiling it")
     }
     let program = Program(handle)
     guard pf_re2_ok(handle) != 0 else {
       let reason = String(cString: pf_re2_error(handle))
       throw StatsConfigError(
-        code: .invalidRegex, message: "\(what) '\(pattern)' is not a valid RE2 regex: \(reason)")
+        .invalidRegex, "\(what) '\(pattern)' is not a valid RE2 regex: \(reason)")
     }
     let size = Int(pf_re2_program_size(handle))
     guard size <= Self.maxProgramSize else {
       throw StatsConfigError(
-        code: .invalidRegex,
-        message: "\(what) '\(pattern)' is too complex: RE2 program size \(size) exceeds the limit of "
+        .invalidRegex,
+        "\(what) '\(pattern)' is too complex: RE2 program size \(size) exceeds the limit of "
           + "\(Self.maxProgramSize)")
     }
     self.program = program

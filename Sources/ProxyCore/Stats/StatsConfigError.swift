@@ -1,24 +1,16 @@
+package import PilotfishKit
+
 /// Why a `stats_config` (tag specifiers, stats matcher, histogram buckets) or an admin `?filter=` regex was
 /// rejected. `description` names the offending regex or tag; equality compares what is shown.
-package struct StatsConfigError: Error, Equatable, Sendable, CustomStringConvertible {
-  package enum Code: Equatable, Sendable {
-    /// A regular expression that does not compile (tag specifier, `safe_regex`, `?filter=`).
-    case invalidRegex
-    /// A tag specifier without a name, or with an empty regex and no default extractor of that name.
-    case invalidTagSpecifier
-    /// A string matcher that Envoy's proto validation rejects (empty prefix/suffix/contains, empty list).
-    case invalidMatcher
-    /// Histogram bucket bounds that are empty, not finite or not positive.
-    case invalidBuckets
-  }
+package typealias StatsConfigError = DomainError<StatsConfigErrorCode>
 
-  package var code: Code
-  package var message: String
-
-  package init(code: Code, message: String) {
-    self.code = code
-    self.message = message
-  }
-
-  package var description: String { message }
+package enum StatsConfigErrorCode: DomainErrorCode {
+  /// A regular expression that does not compile (tag specifier, `safe_regex`, `?filter=`).
+  case invalidRegex
+  /// A tag specifier without a name, or with an empty regex and no default extractor of that name.
+  case invalidTagSpecifier
+  /// A string matcher that Envoy's proto validation rejects (empty prefix/suffix/contains, empty list).
+  case invalidMatcher
+  /// Histogram bucket bounds that are empty, not finite or not positive.
+  case invalidBuckets
 }

@@ -1,3 +1,5 @@
+internal import PilotfishKit
+
 /// The admin `/stats` outputs (text and `format=json`), as Envoy's `StatsTextRender`/`StatsJsonRender`
 /// lay them out with the default `histogram_buckets` mode.
 extension StatsStore {
@@ -36,7 +38,7 @@ extension StatsStore {
   package func renderJSON(usedOnly: Bool = false, filter: StatsFilter? = nil) -> String {
     let selection = select(usedOnly: usedOnly, filter: filter)
     var entries: [String] = selection.numeric.map { name, value in
-      "{\"name\":\(StatsNumberFormat.jsonString(name)),\"value\":\(value)}"
+      "{\"name\":\(JSONValue.quote(name, escapingHTML: false)),\"value\":\(value)}"
     }
     if !selection.histograms.isEmpty {
       let supported = Self.supportedQuantiles.map { StatsNumberFormat.g($0 * 100) }.joined(separator: ",")
@@ -47,7 +49,7 @@ extension StatsStore {
           "{\"cumulative\":\(Self.jsonNumber(cumulative)),\"interval\":\(Self.jsonNumber(interval))}"
         }
         return
-          "{\"name\":\(StatsNumberFormat.jsonString(histogram.name)),\"values\":[\(values.joined(separator: ","))]}"
+          "{\"name\":\(JSONValue.quote(histogram.name, escapingHTML: false)),\"values\":[\(values.joined(separator: ","))]}"
       }
       entries.append(
         "{\"histograms\":{\"supported_quantiles\":[\(supported)],\"computed_quantiles\":[\(computed.joined(separator: ","))]}}"

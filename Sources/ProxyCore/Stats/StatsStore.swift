@@ -33,7 +33,7 @@ package final class StatsStore: Sendable {
     switch config.matcher {
     case .inclusion(let list) where list.isEmpty, .exclusion(let list) where list.isEmpty:
       throw StatsConfigError(
-        code: .invalidMatcher, message: "stats_matcher: the list must have at least one pattern")
+        .invalidMatcher, "stats_matcher: the list must have at least one pattern")
     default: matcher = config.matcher
     }
     histogramBuckets = try Self.validBuckets(config.histogramBuckets, path: "histogram_buckets")
@@ -54,7 +54,7 @@ package final class StatsStore: Sendable {
   private static func validBuckets(_ buckets: [Double], path: String) throws(StatsConfigError) -> [Double] {
     guard !buckets.isEmpty, buckets.allSatisfy({ $0.isFinite && $0 > 0 }) else {
       throw StatsConfigError(
-        code: .invalidBuckets, message: "\(path): buckets must be a non-empty list of positive finite numbers"
+        .invalidBuckets, "\(path): buckets must be a non-empty list of positive finite numbers"
       )
     }
     return Array(Set(buckets)).sorted()

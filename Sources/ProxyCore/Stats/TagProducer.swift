@@ -20,7 +20,7 @@ struct TagProducer: Sendable {
     for (index, specifier) in config.tagSpecifiers.enumerated() {
       let path = "stats_tags[\(index)]"
       guard !specifier.name.isEmpty else {
-        throw StatsConfigError(code: .invalidTagSpecifier, message: "\(path): tag_name cannot be empty")
+        throw StatsConfigError(.invalidTagSpecifier, "\(path): tag_name cannot be empty")
       }
       switch specifier.value {
       case .fixedValue(let value):
@@ -29,9 +29,8 @@ struct TagProducer: Sendable {
         let defaults = DefaultTagExtractors.descriptors.filter { $0.name == specifier.name }
         guard !defaults.isEmpty else {
           throw StatsConfigError(
-            code: .invalidTagSpecifier,
-            message:
-              "\(path): no regex specified for tag specifier and no default regex for name '\(specifier.name)'"
+            .invalidTagSpecifier,
+            "\(path): no regex specified for tag specifier and no default regex for name '\(specifier.name)'"
           )
         }
         for descriptor in defaults { all.append(try DefaultTagExtractors.extractor(descriptor)) }

@@ -1,4 +1,5 @@
 internal import EnvoyAPI
+internal import PilotfishKit
 internal import ProxyCore
 internal import SwiftProtobuf
 
@@ -65,7 +66,7 @@ struct ConfigDumpQuery {
   func apply(to dumpJSON: String, dumpTypes: [any Message.Type]) throws(Failure) -> String {
     let dump: JSONValue
     do {
-      dump = try JSONValue.parse(dumpJSON)
+      dump = try JSONValue.parseJSON(dumpJSON)
     } catch {
       throw Failure(status: 500, message: "cannot re-read the config dump: \(error)")
     }
@@ -94,7 +95,7 @@ struct ConfigDumpQuery {
           items.append(Self.withType(trimmed, "type.googleapis.com/" + entry.type.protoMessageName))
         }
       }
-      return JSONValue.object([("configs", .array(items))]).serialized + "\n"
+      return JSONValue.object(["configs": .array(items)]).jsonText(pretty: false, escapingHTML: false) + "\n"
     }
 
     try validate(against: dumpTypes, what: "any config dump")
@@ -102,17 +103,16 @@ struct ConfigDumpQuery {
     let out = configs.map { config -> JSONValue in
       var config = config
       if nameFilter != nil, case .object(let members) = config {
-        config = .object(
-          members.map { member in
-            guard resourceNames.contains(member.key), case .array(let entries) = member.value else {
-              return member
-            }
-            return (member.key, .array(entries.filter(matchesName)))
-          })
+        var filtered = members
+        for (key, value) in members {
+          guard resourceNames.contains(key), case .array(let entries) = value else { continue }
+          filtered[key] = .array(entries.filter(matchesName))
+        }
+        config = .object(filtered)
       }
       return mask.isEmpty ? config : Self.trim(config, to: mask)
     }
-    return JSONValue.object([("configs", .array(out))]).serialized + "\n"
+    return JSONValue.object(["configs": .array(out)]).jsonText(pretty: false, escapingHTML: false) + "\n"
   }
 
   /// Every mask path must start with a field of one of `types` (the rest may run inside an `Any`).
@@ -150,18 +150,18 @@ struct ConfigDumpQuery {
     case .array(let elements):
       return .array(elements.map { trim($0, to: paths) })
     case .object(let members):
-      var kept: [(key: String, value: JSONValue)] = []
+      var kept = JSONValue.Object()
       for member in members {
         if member.key == "@type" {
-          kept.append(member)
+          kept[member.key] = member.value
           continue
         }
         let below = paths.filter { $0[0] == member.key[...] }
         if below.isEmpty { continue }
         if below.contains(where: { $0.count == 1 }) {
-          kept.append(member)
+          kept[member.key] = member.value
         } else {
-          kept.append((member.key, trim(member.value, to: below.map { Array($0.dropFirst()) })))
+          kept[member.key] = trim(member.value, to: below.map { Array($0.dropFirst()) })
         }
       }
       return .object(kept)
@@ -172,6 +172,8 @@ struct ConfigDumpQuery {
 
   private static func withType(_ value: JSONValue, _ typeURL: String) -> JSONValue {
     guard case .object(let members) = value else { return value }
-    return .object([("@type", .string(typeURL))] + members.filter { $0.key != "@type" })
+    var typed: JSONValue.Object = ["@type": .string(typeURL)]
+    for (key, member) in members where key != "@type" { typed[key] = member }
+    return .object(typed)
   }
 }
