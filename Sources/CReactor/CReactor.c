@@ -28,4 +28,9 @@ int creactor_epoll_wait(int epfd, creactor_event *out, int capacity, int timeout
 
 int creactor_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
-int creactor_accept(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+int creactor_accept(int fd, void *address, uint32_t *length) {
+  socklen_t size = *length;
+  int accepted = accept4(fd, (struct sockaddr *)address, &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  *length = size;
+  return accepted;
+}

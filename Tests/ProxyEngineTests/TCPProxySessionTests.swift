@@ -55,7 +55,7 @@ final class EngineTCPHarness: @unchecked Sendable {
       self.bufferLimit = bufferLimit
     }
 
-    func onAccept(_ listener: ListenSocket, fd: Int32) {
+    func onAccept(_ listener: ListenSocket, fd: Int32, peer: SocketAddress?) {
       guard let harness else {
         close(fd)
         return
@@ -159,22 +159,11 @@ struct TCPProxySessionTests {
   @Test("an upstream that accepts and never reads: the proxy stops reading, memory stays bounded")
   func upstreamNeverReads() async throws {
     // A listener whose connections are accepted by the kernel and never read.
-    let sink = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(sink) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-        _ = bind(sink, pointer, length)
-        _ = listen(sink, 16)
-        return getsockname(sink, pointer, &length)
-      }
-    }
+    let sink = loopbackSocket(listening: true)
+    defer { close(sink.fd) }
     let limit = 256 * 1024
     let proxy = try await EngineTCPHarness(
-      cluster: try staticCluster("sink", port: Int(UInt16(bigEndian: address.sin_port))), bufferLimit: limit)
+      cluster: try staticCluster("sink", port: sink.port), bufferLimit: limit)
     defer { proxy.stop() }
     let client = try LoopbackClient(port: proxy.port)
     defer { client.close() }

@@ -355,21 +355,14 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
       holdsConnectionSlot = false
       cluster?.releaseConnectionSlot()
     }
-    guard !filter.accessLogFormats.isEmpty else { return }
-    var entry = AccessLogEntry(startTime: connection.startTime)
-    entry.durationMs = (NIODeadline.now() - connection.startDeadline).nanoseconds / 1_000_000
-    entry.downstreamRemote = connection.remoteAddress
-    entry.downstreamLocal = connection.localAddress
-    entry.upstreamHost = host.map { $0.address.description }
-    entry.upstreamLocal = upstreamLocal
-    entry.upstreamCluster = cluster?.name
-    entry.bytesReceived = received
-    entry.bytesSent = sent
-    entry.responseFlags = responseFlags
-    entry.requestedServerName = connection.serverName
-    entry.connectionTerminationDetails = terminationDetails
-    for (path, format) in filter.accessLogFormats {
-      proxy.accessLog.append(format.render(entry), to: path)
-    }
+    var outcome = TcpProxyFilter.Outcome()
+    outcome.upstreamHost = host
+    outcome.upstreamLocal = upstreamLocal
+    outcome.cluster = cluster?.name
+    outcome.received = received
+    outcome.sent = sent
+    outcome.responseFlags = responseFlags
+    outcome.terminationDetails = terminationDetails
+    filter.logAccess(connection, outcome, to: proxy.accessLog)
   }
 }

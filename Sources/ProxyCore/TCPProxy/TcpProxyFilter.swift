@@ -25,6 +25,39 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
     try channel.pipeline.syncOperations.addHandler(handler)
   }
 
+  /// What a finished tcp_proxy connection reports to the access logs.
+  package struct Outcome {
+    package var upstreamHost: UpstreamHost?
+    package var upstreamLocal: SocketAddress?
+    package var cluster: String?
+    package var received: UInt64 = 0
+    package var sent: UInt64 = 0
+    package var responseFlags: [String] = []
+    package var terminationDetails: String?
+
+    package init() {}
+  }
+
+  /// Writes one line per configured access log for a finished connection.
+  package func logAccess(_ connection: DownstreamConnection, _ outcome: Outcome, to sink: AccessLogSink) {
+    guard !accessLogFormats.isEmpty else { return }
+    var entry = AccessLogEntry(startTime: connection.startTime)
+    entry.durationMs = (NIODeadline.now() - connection.startDeadline).nanoseconds / 1_000_000
+    entry.downstreamRemote = connection.remoteAddress
+    entry.downstreamLocal = connection.localAddress
+    entry.upstreamHost = outcome.upstreamHost.map { $0.address.description }
+    entry.upstreamLocal = outcome.upstreamLocal
+    entry.upstreamCluster = outcome.cluster
+    entry.bytesReceived = outcome.received
+    entry.bytesSent = outcome.sent
+    entry.responseFlags = outcome.responseFlags
+    entry.requestedServerName = connection.serverName
+    entry.connectionTerminationDetails = outcome.terminationDetails
+    for (path, format) in accessLogFormats {
+      sink.append(format.render(entry), to: path)
+    }
+  }
+
   /// Picks the cluster for a new connection (weighted clusters in proportion to weight).
   package func chooseClusterName() -> String {
     switch config.route {

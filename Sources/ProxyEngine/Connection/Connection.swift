@@ -54,7 +54,9 @@ package final class Connection: ReactorHandle {
     case closed
   }
 
-  package unowned let reactor: Reactor
+  /// Unowned without reference counting: a reactor outlives every connection on it (its slab holds them and
+  /// it closes them all before it stops).
+  package unowned(unsafe) let reactor: Reactor
   package let fd: Int32
   package private(set) var token = SlotToken(raw: 0)
   package private(set) var state: State
@@ -66,6 +68,8 @@ package final class Connection: ReactorHandle {
   package var readBuffer = ByteBuffer()
   private var writeBuffer = ByteBuffer()
   private var interest: UInt32 = 0
+  /// Whether the fd is in epoll (it joins when it first needs an event, and leaves when parked or closed).
+  private var inEpoll = false
   /// Reading is enabled when this is zero (Envoy's read-disable count: each reason to stop counts once).
   private var readDisableCount = 0
   /// The peer's FIN was read.
@@ -105,8 +109,8 @@ package final class Connection: ReactorHandle {
     self.state = .open
     self.writeBufferHighWatermark = bufferLimit
     self.readDisableCount = reading ? 0 : 1
-    self.interest = reading ? ReactorEvents.readable : 0
-    self.token = try reactor.register(self, fd: fd, interest: interest)
+    self.token = try reactor.insert(self)
+    updateInterest()  // a connection that does not read yet joins epoll when it first needs an event
     transport.onConnected(fd: fd)
   }
 
@@ -117,21 +121,29 @@ package final class Connection: ReactorHandle {
     bufferLimit: Int = 1024 * 1024, bindTo source: SocketAddress? = nil
   ) throws(SystemCallError) {
     let fd = try Socket.stream(for: address)
-    do {
+    do throws(SystemCallError) {
       if case .unixDomainSocket = address {
       } else {
         try Socket.setOption(
           fd, level: Int32(IPPROTO_TCP), name: TCP_NODELAY, value: 1, context: "TCP_NODELAY")
       }
       if let source { try Socket.bind(fd, to: source) }
-      let connected = try Socket.connect(fd, to: address)
+      let local = Socket.isLoopback(address) || source.map(Socket.isLoopback) == true
+      let connected = try Socket.connect(fd, to: address, local: local)
       self.reactor = reactor
       self.fd = fd
       self.transport = transport
       self.writeBufferHighWatermark = bufferLimit
       self.state = connected ? .open : .connecting
       self.interest = connected ? ReactorEvents.readable : ReactorEvents.writable
-      self.token = try reactor.register(self, fd: fd, interest: interest)
+      self.token = try reactor.insert(self)
+      do throws(SystemCallError) {
+        try reactor.watch(token, fd: fd, interest: interest)
+      } catch {
+        reactor.forget(token)
+        throw error
+      }
+      inEpoll = true
     } catch {
       Glibc.close(fd)
       throw error
@@ -180,11 +192,20 @@ package final class Connection: ReactorHandle {
   /// connection when it closes.
   package func makeTimer(kind: UInt32) -> TimerID {
     let timer = reactor.makeTimer(owner: token, kind: kind)
-    ownedTimers.append(timer)
+    if firstTimer == .none {
+      firstTimer = timer
+    } else if secondTimer == .none {
+      secondTimer = timer
+    } else {
+      moreTimers.append(timer)
+    }
     return timer
   }
 
-  private var ownedTimers: [TimerID] = []
+  // The timers this connection made (two inline: no allocation for the usual connect/idle pair).
+  private var firstTimer = TimerID.none
+  private var secondTimer = TimerID.none
+  private var moreTimers: [TimerID] = []
 
   // MARK: Reading
 
@@ -196,12 +217,7 @@ package final class Connection: ReactorHandle {
     } else if readDisableCount > 0 {
       readDisableCount -= 1
     }
-    if readDisableCount == 0, parked {
-      parked = false
-      reactor.unpark(token, fd: fd, interest: wantedInterest)
-      interest = wantedInterest
-      return
-    }
+    if readDisableCount == 0, parked { parked = false }
     updateInterest()
   }
 
@@ -289,6 +305,7 @@ package final class Connection: ReactorHandle {
         if events & ReactorEvents.hangUp != 0, !parked, state == .open {
           parked = true
           reactor.park(token, fd: fd)
+          inEpoll = false
         }
       }
     }
@@ -321,7 +338,17 @@ package final class Connection: ReactorHandle {
   private func updateInterest() {
     guard state != .closed, !parked else { return }
     let wanted = wantedInterest
-    if wanted != interest {
+    if !inEpoll {
+      guard wanted != 0 else { return }
+      do {
+        try reactor.watch(token, fd: fd, interest: wanted)
+      } catch {
+        finishClose(.remoteClose(error.errno))
+        return
+      }
+      inEpoll = true
+      interest = wanted
+    } else if wanted != interest {
       interest = wanted
       reactor.setInterest(token, fd: fd, interest: wanted)
     }
@@ -441,9 +468,13 @@ package final class Connection: ReactorHandle {
     guard state != .closed else { return }
     state = .closed
     closeEvent = event
-    for timer in ownedTimers { reactor.destroy(timer) }
-    ownedTimers = []
-    reactor.deregister(token, fd: fd)
+    reactor.destroy(firstTimer)
+    reactor.destroy(secondTimer)
+    for timer in moreTimers { reactor.destroy(timer) }
+    moreTimers = []
+    // No EPOLL_CTL_DEL: closing the (never duplicated) fd takes it out of epoll, and an event already
+    // queued for it is dropped by the slot's new generation.
+    reactor.forget(token)
     Glibc.close(fd)
     if readBuffer.capacity > 0 { reactor.buffers.give(&readBuffer) }
     if writeBuffer.capacity > 0 { reactor.buffers.give(&writeBuffer) }

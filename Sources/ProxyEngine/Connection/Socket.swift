@@ -41,12 +41,37 @@ package enum Socket {
 
   /// Starts a non-blocking connect: `true` when connected at once (Unix sockets, loopback sometimes),
   /// `false` when in progress (wait for writability, then `pendingError`).
-  package static func connect(_ fd: Int32, to address: SocketAddress) throws(SystemCallError) -> Bool {
-    let result = address.withSockAddr { pointer, length in Glibc.connect(fd, pointer, socklen_t(length)) }
-    if result == 0 { return true }
-    let code = currentErrno()
-    if code == EINPROGRESS || code == EAGAIN { return false }
-    throw SystemCallError("connect", errno: code, context: "to \(address)")
+  ///
+  /// On this host (a loopback destination or source) the handshake completes inside the first call unless
+  /// the listener's accept queue is full, so a second call reports the outcome at once (0 or EISCONN):
+  /// no wait for writability, no SO_ERROR read, one epoll_ctl fewer.
+  package static func connect(_ fd: Int32, to address: SocketAddress, local: Bool = false)
+    throws(SystemCallError) -> Bool
+  {
+    for attempt in 0..<(local ? 2 : 1) {
+      let result = address.withSockAddr { pointer, length in Glibc.connect(fd, pointer, socklen_t(length)) }
+      if result == 0 { return true }
+      let code = currentErrno()
+      switch code {
+      case EISCONN where attempt > 0: return true
+      case EINPROGRESS, EAGAIN, EINTR: continue
+      case EALREADY: return false
+      default: throw SystemCallError("connect", errno: code, context: "to \(address)")
+      }
+    }
+    return false
+  }
+
+  /// 127.0.0.0/8 or ::1.
+  package static func isLoopback(_ address: SocketAddress) -> Bool {
+    switch address {
+    case .v4(let v4): return UInt32(bigEndian: v4.address.sin_addr.s_addr) >> 24 == 127
+    case .v6(let v6):
+      return withUnsafeBytes(of: v6.address.sin6_addr) { bytes in
+        bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1
+      }
+    case .unixDomainSocket: return false
+    }
   }
 
   /// SO_ERROR: the outcome of a non-blocking connect (0 when connected).

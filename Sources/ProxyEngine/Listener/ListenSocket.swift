@@ -7,7 +7,8 @@ package import NIOCore
 
 /// Told about each accepted socket; it owns the fd from then on.
 package protocol ListenSocketCallbacks: AnyObject {
-  func onAccept(_ listener: ListenSocket, fd: Int32)
+  /// `peer` is the address accept(2) reported (nil for families the proxy does not serve).
+  func onAccept(_ listener: ListenSocket, fd: Int32, peer: SocketAddress?)
   /// accept(2) failed for lack of file descriptors or memory; the listener pauses (`pauseMilliseconds`).
   func onAcceptExhausted(_ listener: ListenSocket, errno: Int32)
 }
@@ -30,7 +31,8 @@ package struct ListenSocketOptions: Sendable {
 /// readiness, and on EMFILE/ENFILE/ENOBUFS/ENOMEM stops watching the socket for a moment instead of
 /// retrying at once (the connection stays in the backlog and would report readable forever).
 package final class ListenSocket: ReactorHandle {
-  package unowned let reactor: Reactor
+  /// Unowned without reference counting: the reactor outlives its listening sockets.
+  package unowned(unsafe) let reactor: Reactor
   package let fd: Int32
   /// Whether this listener owns `fd` (closes it); false for a shared socket another listener owns.
   private let ownsSocket: Bool
@@ -98,7 +100,8 @@ package final class ListenSocket: ReactorHandle {
     self.pauseTimer = reactor.makeTimer(owner: token, kind: Self.pauseKind)
   }
 
-  package var localAddress: SocketAddress? { Socket.localAddress(fd) }
+  /// The bound address (read once).
+  package private(set) lazy var localAddress: SocketAddress? = Socket.localAddress(fd)
 
   /// Stops accepting: the socket leaves epoll and, if owned, is closed (the kernel then resets what is
   /// still in its backlog).
@@ -113,9 +116,11 @@ package final class ListenSocket: ReactorHandle {
   package func handleIO(_ events: UInt32) {
     guard !isClosed, !paused else { return }
     for _ in 0..<acceptBatch {
-      let accepted = creactor_accept(fd)
+      var peer = sockaddr_storage()
+      var length = UInt32(MemoryLayout<sockaddr_storage>.size)
+      let accepted = creactor_accept(fd, &peer, &length)
       if accepted >= 0 {
-        callbacks.onAccept(self, fd: accepted)
+        callbacks.onAccept(self, fd: accepted, peer: Socket.address(from: peer))
         if isClosed { return }
         continue
       }

@@ -131,7 +131,7 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     self.bufferLimit = max(32 * 1024, listener.config.perConnectionBufferLimitBytes)
   }
 
-  func onAccept(_ socket: ListenSocket, fd: Int32) {
+  func onAccept(_ socket: ListenSocket, fd: Int32, peer: SocketAddress?) {
     let stats = listener.stats
     let config = listener.config
     let connection: Connection
@@ -142,7 +142,10 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
       close(fd)
       return
     }
-    guard let local = connection.localAddress, let remote = connection.remoteAddress else {
+    // A listener on one address (not a wildcard, not transparent) knows its connections' local address
+    // without a getsockname.
+    let known = fixedLocalAddress(of: socket)
+    guard let local = known ?? connection.localAddress, let remote = peer ?? connection.remoteAddress else {
       connection.close(.noFlush)
       return
     }
@@ -196,6 +199,14 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     let session = TCPProxySession(filter: filter, proxy: context, connection: info, downstream: connection)
     session.onFinish = finish
     session.start()
+  }
+
+  private func fixedLocalAddress(of socket: ListenSocket) -> SocketAddress? {
+    guard !listener.config.transparent, let bound = socket.localAddress, !bound.isAnyAddress else {
+      return nil
+    }
+    if case .unixDomainSocket = bound { return nil }
+    return bound
   }
 
   func onAcceptExhausted(_ socket: ListenSocket, errno: Int32) {

@@ -110,6 +110,20 @@ package final class Reactor {
     return token
   }
 
+  /// Adds `handle` to the slab without watching an fd yet (a connection that does not read yet is added to
+  /// epoll only when it first needs an event: one epoll_ctl instead of an ADD and a MOD).
+  package func insert(_ handle: any ReactorHandle) throws(SystemCallError) -> SlotToken {
+    guard let token = handles.insert(handle) else { throw SystemCallError("register", errno: ENOMEM) }
+    return token
+  }
+
+  /// Starts watching `fd` for `token`'s handle (after `insert`).
+  package func watch(_ token: SlotToken, fd: Int32, interest: UInt32) throws(SystemCallError) {
+    guard creactor_epoll_ctl(epollFD, Self.add, fd, interest, token.raw) == 0 else {
+      throw SystemCallError("epoll_ctl(ADD)", errno: currentErrno(), context: "fd \(fd)")
+    }
+  }
+
   /// Changes the events `fd` is watched for. Callers cache their interest and call this only when it changes.
   package func setInterest(_ token: SlotToken, fd: Int32, interest: UInt32) {
     // Fails only for an fd that is not registered, which is a bug of the caller; nothing to recover.

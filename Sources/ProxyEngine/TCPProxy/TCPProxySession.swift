@@ -172,7 +172,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     let now = MonotonicClock.nanoseconds()
     cluster?.stats.cxConnectMs.record(Double(now &- connectStartNanos) / 1_000_000)
     upstreamStartNanos = now
-    upstreamLocal = connection.localAddress
+    if !filter.accessLogFormats.isEmpty { upstreamLocal = connection.localAddress }  // only logs read it
     if var bytes = pendingUpstream {
       pendingUpstream = nil
       connection.write(&bytes)
@@ -366,22 +366,15 @@ package final class TCPProxySession: ConnectionCallbacks {
     }
     onFinish?()
     onFinish = nil
-    guard !filter.accessLogFormats.isEmpty else { return }
-    var entry = AccessLogEntry(startTime: info.startTime)
-    entry.durationMs = (NIODeadline.now() - info.startDeadline).nanoseconds / 1_000_000
-    entry.downstreamRemote = info.remoteAddress
-    entry.downstreamLocal = info.localAddress
-    entry.upstreamHost = host.map { $0.address.description }
-    entry.upstreamLocal = upstreamLocal
-    entry.upstreamCluster = cluster?.name
-    entry.bytesReceived = received
-    entry.bytesSent = sent
-    entry.responseFlags = responseFlags
-    entry.requestedServerName = info.serverName
-    entry.connectionTerminationDetails = terminationDetails
-    for (path, format) in filter.accessLogFormats {
-      proxy.accessLog.append(format.render(entry), to: path)
-    }
+    var outcome = TcpProxyFilter.Outcome()
+    outcome.upstreamHost = host
+    outcome.upstreamLocal = upstreamLocal
+    outcome.cluster = cluster?.name
+    outcome.received = received
+    outcome.sent = sent
+    outcome.responseFlags = responseFlags
+    outcome.terminationDetails = terminationDetails
+    filter.logAccess(info, outcome, to: proxy.accessLog)
   }
 
   // MARK: Helpers
