@@ -100,7 +100,7 @@ package final class Connection: ReactorHandle {
   /// Wraps an accepted (or otherwise connected) socket; it reads at once unless `reading` is false (then
   /// `readDisable(false)` starts it: a proxy that connects upstream first saves an epoll_ctl).
   package init(
-    accepted fd: Int32, reactor: Reactor, transport: any TransportSocket = RawTransportSocket(),
+    accepted fd: Int32, reactor: Reactor, transport: any TransportSocket = RawTransportSocket.shared,
     bufferLimit: Int = 1024 * 1024, reading: Bool = true
   ) throws(SystemCallError) {
     self.reactor = reactor
@@ -117,7 +117,7 @@ package final class Connection: ReactorHandle {
   /// Starts a non-blocking connect to `address`; `.connected` or `.connectFailed` follows as an event.
   package init(
     connectingTo address: SocketAddress, reactor: Reactor,
-    transport: any TransportSocket = RawTransportSocket(),
+    transport: any TransportSocket = RawTransportSocket.shared,
     bufferLimit: Int = 1024 * 1024, bindTo source: SocketAddress? = nil
   ) throws(SystemCallError) {
     let fd = try Socket.stream(for: address)

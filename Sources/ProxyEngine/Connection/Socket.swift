@@ -125,10 +125,12 @@ package enum Socket {
   static func address(from storage: sockaddr_storage) -> SocketAddress? {
     var storage = storage
     switch Int32(storage.ss_family) {
+    // An empty host: NIO would otherwise format the address into a String per connection (the IP text is
+    // computed when something asks for it).
     case AF_INET:
-      return withUnsafeBytes(of: &storage) { SocketAddress($0.load(as: sockaddr_in.self)) }
+      return withUnsafeBytes(of: &storage) { SocketAddress($0.load(as: sockaddr_in.self), host: "") }
     case AF_INET6:
-      return withUnsafeBytes(of: &storage) { SocketAddress($0.load(as: sockaddr_in6.self)) }
+      return withUnsafeBytes(of: &storage) { SocketAddress($0.load(as: sockaddr_in6.self), host: "") }
     case AF_UNIX:
       return withUnsafeBytes(of: &storage) { SocketAddress($0.load(as: sockaddr_un.self)) }
     default:

@@ -34,8 +34,10 @@ package protocol TransportSocket: AnyObject {
   var name: String { get }
 }
 
-/// Plain bytes: `recv` and `send` on the fd.
-package final class RawTransportSocket: TransportSocket {
+/// Plain bytes: `recv` and `send` on the fd. Stateless, so every raw connection shares `shared`.
+package final class RawTransportSocket: TransportSocket, Sendable {
+  package static let shared = RawTransportSocket()
+
   package init() {}
 
   package func read(fd: Int32, into buffer: inout ByteBuffer, maximum: Int) -> TransportIOResult {

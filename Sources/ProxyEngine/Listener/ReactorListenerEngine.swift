@@ -113,6 +113,21 @@ final class ReactorListenerBinding: ListenerEngineBinding {
   }
 }
 
+/// A listener's bookkeeping for one accepted connection, settled once when it ends (a struct the session
+/// keeps, not a closure: no allocation per connection).
+struct ListenerConnectionAccounting {
+  let stats: ListenerStats
+  let registry: ConnectionRegistry
+  let startNanos: UInt64
+
+  func finish() {
+    stats.cxActive.dec()
+    stats.cxDestroy.inc()
+    stats.cxLengthMs.record(Double(MonotonicClock.nanoseconds() &- startNanos) / 1_000_000)
+    registry.engineConnectionClosed()
+  }
+}
+
 /// Accepts a listener's connections on one reactor: restores the original destination, applies the
 /// connection limits, picks the filter chain and starts its tcp_proxy session.
 final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
@@ -163,17 +178,12 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     stats.cxTotal.inc()
     stats.cxActive.inc()
     context.connections.engineConnectionOpened()
-    let start = MonotonicClock.nanoseconds()
-    let finish: () -> Void = { [context] in
-      stats.cxActive.dec()
-      stats.cxDestroy.inc()
-      stats.cxLengthMs.record(Double(MonotonicClock.nanoseconds() &- start) / 1_000_000)
-      context.connections.engineConnectionClosed()
-    }
+    let accounting = ListenerConnectionAccounting(
+      stats: stats, registry: context.connections, startNanos: MonotonicClock.nanoseconds())
     if let max = config.maxConnections, stats.cxActive.value > UInt64(max) {
       stats.cxOverflow.inc()
       connection.close(.noFlush)
-      finish()
+      accounting.finish()
       return
     }
     if let global = globalConnectionLimit, !config.ignoresGlobalConnectionLimit,
@@ -181,7 +191,7 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     {
       stats.globalCxOverflow.inc()
       connection.close(.noFlush)
-      finish()
+      accounting.finish()
       return
     }
     guard let chain = listener.selector.select(info), let filter = chain.terminal as? TcpProxyFilter else {
@@ -193,11 +203,11 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
           "proxy.destination": "\(info.localAddress.envoyDescription)",
         ])
       connection.close(.noFlush)
-      finish()
+      accounting.finish()
       return
     }
     let session = TCPProxySession(filter: filter, proxy: context, connection: info, downstream: connection)
-    session.onFinish = finish
+    session.accounting = accounting
     session.start()
   }
 

@@ -42,7 +42,9 @@ package final class TCPProxySession: ConnectionCallbacks {
   private var sentUnreported: UInt64 = 0
   private var downstreamPaused = false
   private var upstreamPaused = false
-  /// Called once when the session has released everything (the listener's connection accounting).
+  /// The listener's bookkeeping, settled when the session ends.
+  var accounting: ListenerConnectionAccounting?
+  /// Called once when the session has released everything (tests count sessions with it).
   package var onFinish: (() -> Void)?
 
   private static let idleKind: UInt32 = 1
@@ -364,6 +366,8 @@ package final class TCPProxySession: ConnectionCallbacks {
       holdsConnectionSlot = false
       cluster?.releaseConnectionSlot()
     }
+    accounting?.finish()
+    accounting = nil
     onFinish?()
     onFinish = nil
     var outcome = TcpProxyFilter.Outcome()
