@@ -1,7 +1,7 @@
 package import Logging
-package import NIOCore
+internal import NIOConcurrencyHelpers
+internal import NIOCore
 package import ProxyCore
-internal import Synchronization
 
 #if canImport(Glibc)
   internal import Glibc
@@ -92,18 +92,18 @@ struct UncheckedBox<Value>: @unchecked Sendable {
 /// One listener's sockets on every worker.
 final class ReactorListenerBinding: ListenerEngineBinding {
   private let address: SocketAddress
-  private let sockets = Mutex<[(ReactorThread, UncheckedBox<ListenSocket>)]>([])
+  private let sockets = NIOLockedValueBox<[(ReactorThread, UncheckedBox<ListenSocket>)]>([])
 
   init(address: SocketAddress) { self.address = address }
 
   var boundAddress: SocketAddress? { address }
 
   func add(worker: ReactorThread, socket: UncheckedBox<ListenSocket>) {
-    sockets.withLock { $0.append((worker, socket)) }
+    sockets.withLockedValue { $0.append((worker, socket)) }
   }
 
   func stopAccepting() async {
-    let all = sockets.withLock { current in
+    let all = sockets.withLockedValue { current in
       defer { current = [] }
       return current
     }

@@ -1,4 +1,5 @@
 internal import CReactor
+internal import NIOConcurrencyHelpers
 internal import Synchronization
 
 #if canImport(Glibc)
@@ -261,14 +262,16 @@ package struct ReactorRemote: Sendable {
 /// Tasks for a reactor and the eventfd that wakes it.
 final class ReactorMailbox: Sendable {
   let wakeFD: Int32
-  /// Tasks not yet run; nil once the reactor has stopped.
-  private let tasks = Mutex<[@Sendable (Reactor) -> Void]?>([])
+  /// Tasks not yet run; nil once the reactor has stopped. A pthread mutex (NIOLock), not Synchronization's
+  /// Mutex: ThreadSanitizer sees pthread locks, while the stdlib's futex lock made it report a race on the
+  /// tasks it protects.
+  private let tasks = NIOLockedValueBox<[@Sendable (Reactor) -> Void]?>([])
   private let stop = Atomic<Bool>(false)
 
   init(wakeFD: Int32) { self.wakeFD = wakeFD }
 
   func post(_ task: @escaping @Sendable (Reactor) -> Void) -> Bool {
-    let accepted = tasks.withLock { current -> Bool in
+    let accepted = tasks.withLockedValue { current -> Bool in
       guard current != nil else { return false }
       current!.append(task)
       return true
@@ -279,7 +282,7 @@ final class ReactorMailbox: Sendable {
 
   /// Refuses further posts and returns what is left to run.
   func close() -> [@Sendable (Reactor) -> Void] {
-    tasks.withLock { current in
+    tasks.withLockedValue { current in
       defer { current = nil }
       return current ?? []
     }
@@ -293,7 +296,7 @@ final class ReactorMailbox: Sendable {
   var stopRequested: Bool { stop.load(ordering: .acquiring) }
 
   func take() -> [@Sendable (Reactor) -> Void] {
-    tasks.withLock { current in
+    tasks.withLockedValue { current in
       guard let pending = current else { return [] }
       current = []
       return pending

@@ -1,5 +1,5 @@
 internal import Dispatch
-internal import Synchronization
+internal import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
   internal import Glibc
@@ -9,7 +9,7 @@ internal import Synchronization
 package final class ReactorThread: Sendable {
   package let name: String
   package let remote: ReactorRemote
-  private let thread: Mutex<pthread_t?>
+  private let thread: NIOLockedValueBox<pthread_t?>
 
   /// Creates the reactor and starts its thread.
   package init(name: String) throws(SystemCallError) {
@@ -30,29 +30,29 @@ package final class ReactorThread: Sendable {
       box.release()
       throw SystemCallError("pthread_create", errno: result, context: name)
     }
-    self.thread = Mutex(handle)
+    self.thread = NIOLockedValueBox(handle)
   }
 
   /// Runs `body` on the reactor and waits for its result (control plane and tests; never on a reactor).
   package func sync<T: Sendable>(_ body: @escaping @Sendable (Reactor) throws -> T) throws -> T {
     let done = DispatchSemaphore(value: 0)
-    let result = Mutex<Result<T, any Error>?>(nil)
+    let result = NIOLockedValueBox<Result<T, any Error>?>(nil)
     let posted = remote.post { reactor in
       let outcome = Result { try body(reactor) }
-      result.withLock { $0 = outcome }
+      result.withLockedValue { $0 = outcome }
       done.signal()
     }
     guard posted else {
       throw SystemCallError("post", errno: ESHUTDOWN, context: "to stopped reactor \(name)")
     }
     done.wait()
-    return try result.withLock { $0! }.get()
+    return try result.withLockedValue { $0! }.get()
   }
 
   /// Stops the reactor after its current wake-up and waits for the thread to end.
   package func stopAndJoin() {
     remote.stop()
-    let handle = thread.withLock { current -> pthread_t? in
+    let handle = thread.withLockedValue { current -> pthread_t? in
       defer { current = nil }
       return current
     }
