@@ -62,7 +62,7 @@ if [ "$mode" = tsan ]; then
   failed=()
   for target in ProxyEngineTests ProxyCoreTests ProxyHTTPTests ProxyServerTests AgentTests; do
     echo "hack/fuzz.sh: $target under ThreadSanitizer" >&2
-    TSAN_OPTIONS="halt_on_error=1 ${TSAN_OPTIONS:-}" \
+    TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/hack/tsan-suppressions.txt ${TSAN_OPTIONS:-}" \
       swift test --skip-build --disable-xctest --sanitize=thread --scratch-path .build-tsan \
       --filter "^$target\." || failed+=("$target")
   done
