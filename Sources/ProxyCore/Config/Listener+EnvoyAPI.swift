@@ -26,6 +26,7 @@ extension Listener {
       perConnectionBufferLimitBytes = Int(proto.perConnectionBufferLimitBytes.value)
     }
     if proto.hasTcpBacklogSize { backlog = Int(proto.tcpBacklogSize.value) }
+    if proto.hasEnableReusePort { reusePort = proto.enableReusePort.value }
     if proto.hasListenerFiltersTimeout {
       let timeout = try DurationConversion.timeAmount(
         proto.listenerFiltersTimeout, path: "listener_filters_timeout")

@@ -33,6 +33,9 @@ package struct Listener: Sendable {
   /// `ignore_global_conn_limit`: exempt from the overload manager's global connection limit.
   package var ignoresGlobalConnectionLimit = false
   package var backlog: Int = 1024
+  /// `enable_reuse_port` (default on, as Envoy on Linux): each worker binds its own SO_REUSEPORT socket;
+  /// off, the workers share one socket.
+  package var reusePort = true
 
   package init(name: String, address: SocketAddress) {
     self.name = name

@@ -45,11 +45,14 @@ package final class ReactorListenerEngine: ListenerEngine {
     options.backlog = Int32(clamping: listener.config.backlog)
     options.transparent = listener.config.transparent
     options.ipv4Compatible = listener.config.ipv4Compatible
-    // The first socket settles the port (the config may ask for port 0); the others bind the same one.
+    options.reusePort = listener.config.reusePort
+    // With SO_REUSEPORT each worker has its own socket (the kernel spreads connections); the first settles
+    // the port (the config may ask for port 0) and the others bind the same one. Without it (Envoy's
+    // `enable_reuse_port: false`) one socket is shared by every worker's epoll, EPOLLEXCLUSIVE.
     var address = listener.config.address
     var fds: [Int32] = []
     do {
-      for _ in workers {
+      for _ in workers where options.reusePort || fds.isEmpty {
         let fd = try ListenSocket.open(address, options: options)
         fds.append(fd)
         if fds.count == 1, let bound = Socket.localAddress(fd) { address = bound }
@@ -58,19 +61,21 @@ package final class ReactorListenerEngine: ListenerEngine {
       for fd in fds { close(fd) }
       throw error
     }
-    let binding = ReactorListenerBinding(address: address)
-    for (worker, fd) in zip(workers, fds) {
+    let shared = options.reusePort ? nil : fds[0]
+    let binding = ReactorListenerBinding(address: address, sharedSocket: shared)
+    for (index, worker) in workers.enumerated() {
+      let fd = shared ?? fds[index]
       let acceptor = ReactorAcceptor(
         listener: listener, context: context, globalConnectionLimit: globalConnectionLimit, logger: logger)
       do {
         let handle = try worker.sync { reactor in
-          UncheckedBox(try ListenSocket(fd: fd, reactor: reactor, callbacks: acceptor))
+          UncheckedBox(
+            try ListenSocket(fd: fd, reactor: reactor, ownsSocket: shared == nil, callbacks: acceptor))
         }
         binding.add(worker: worker, socket: handle)
       } catch {
-        await binding.stopAccepting()
-        for pending in fds where pending != fd { close(pending) }
-        close(fd)
+        await binding.stopAccepting()  // closes the sockets already handed over, and a shared one
+        if shared == nil { for pending in fds[index...] { close(pending) } }
         throw error
       }
     }
@@ -93,8 +98,13 @@ struct UncheckedBox<Value>: @unchecked Sendable {
 final class ReactorListenerBinding: ListenerEngineBinding {
   private let address: SocketAddress
   private let sockets = NIOLockedValueBox<[(ReactorThread, UncheckedBox<ListenSocket>)]>([])
+  /// The one socket every worker watches when SO_REUSEPORT is off; closed after they all stopped.
+  private let sharedSocket: NIOLockedValueBox<Int32?>
 
-  init(address: SocketAddress) { self.address = address }
+  init(address: SocketAddress, sharedSocket: Int32?) {
+    self.address = address
+    self.sharedSocket = NIOLockedValueBox(sharedSocket)
+  }
 
   var boundAddress: SocketAddress? { address }
 
@@ -110,6 +120,11 @@ final class ReactorListenerBinding: ListenerEngineBinding {
     for (worker, socket) in all {
       _ = try? worker.sync { _ in socket.value.close() }
     }
+    let shared = sharedSocket.withLockedValue { current -> Int32? in
+      defer { current = nil }
+      return current
+    }
+    if let shared { close(shared) }
   }
 }
 
