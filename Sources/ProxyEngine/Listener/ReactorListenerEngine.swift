@@ -131,15 +131,27 @@ final class ReactorListenerBinding: ListenerEngineBinding {
 /// A listener's bookkeeping for one accepted connection, settled once when it ends (a struct the session
 /// keeps, not a closure: no allocation per connection).
 struct ListenerConnectionAccounting {
-  let stats: ListenerStats
-  let registry: ConnectionRegistry
+  let listener: ListenerAccountingContext
   let startNanos: UInt64
 
   func finish() {
+    let stats = listener.stats
     stats.cxActive.dec()
     stats.cxDestroy.inc()
     stats.cxLengthMs.record(Double(MonotonicClock.nanoseconds() &- startNanos) / 1_000_000)
-    registry.engineConnectionClosed()
+    listener.registry.engineConnectionClosed()
+  }
+}
+
+/// What every connection of a listener shares for its bookkeeping, by reference (copying `ListenerStats`
+/// per connection cost a retain per stat).
+final class ListenerAccountingContext {
+  let stats: ListenerStats
+  let registry: ConnectionRegistry
+
+  init(stats: ListenerStats, registry: ConnectionRegistry) {
+    self.stats = stats
+    self.registry = registry
   }
 }
 
@@ -152,18 +164,39 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
   private let logger: Logger
   private let bufferLimit: Int
   private var lastExhaustedLog: Int64 = 0
+  // Read once from the listener's config, so accepting copies no config struct (each copy is retains).
+  private let accounting: ListenerAccountingContext
+  private let name: String
+  private let address: SocketAddress
+  private let transparent: Bool
+  private let maxConnections: Int?
+  private let ignoresGlobalConnectionLimit: Bool
+  /// tcp_proxy per filter chain (by the selector's index), and for the default chain.
+  private let chainRoutes: [TcpProxyFilterRef?]
+  private let defaultRoute: TcpProxyFilterRef?
 
   init(listener: ActiveListener, context: ProxyContext, globalConnectionLimit: Int?, logger: Logger) {
     self.listener = listener
     self.context = context
     self.globalConnectionLimit = globalConnectionLimit
     self.logger = logger
-    self.bufferLimit = max(32 * 1024, listener.config.perConnectionBufferLimitBytes)
+    let config = listener.config
+    self.bufferLimit = max(32 * 1024, config.perConnectionBufferLimitBytes)
+    self.accounting = ListenerAccountingContext(stats: listener.stats, registry: context.connections)
+    self.name = config.name
+    self.address = config.address
+    self.transparent = config.transparent
+    self.maxConnections = config.maxConnections
+    self.ignoresGlobalConnectionLimit = config.ignoresGlobalConnectionLimit
+    self.chainRoutes = listener.selector.chains.map { chain in
+      (chain.terminal as? TcpProxyFilter).map(TcpProxyFilterRef.init)
+    }
+    self.defaultRoute = (listener.selector.defaultChain?.terminal as? TcpProxyFilter).map(
+      TcpProxyFilterRef.init)
   }
 
   func onAccept(_ socket: ListenSocket, fd: Int32, peer: SocketAddress?) {
-    let stats = listener.stats
-    let config = listener.config
+    let stats = accounting.stats
     let connection: Connection
     do {
       connection = try Connection(
@@ -183,7 +216,7 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     if listener.restoresOriginalDestination {
       restored = Socket.originalDestination(fd, local: local)
     }
-    if restored == nil, config.transparent, local != config.address {
+    if restored == nil, transparent, local != address {
       restored = local  // TPROXY: the socket's local address is the original destination
     }
     var info = DownstreamConnection(
@@ -194,14 +227,14 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     stats.cxActive.inc()
     context.connections.engineConnectionOpened()
     let accounting = ListenerConnectionAccounting(
-      stats: stats, registry: context.connections, startNanos: MonotonicClock.nanoseconds())
-    if let max = config.maxConnections, stats.cxActive.value > UInt64(max) {
+      listener: self.accounting, startNanos: MonotonicClock.nanoseconds())
+    if let max = maxConnections, stats.cxActive.value > UInt64(max) {
       stats.cxOverflow.inc()
       connection.close(.noFlush)
       accounting.finish()
       return
     }
-    if let global = globalConnectionLimit, !config.ignoresGlobalConnectionLimit,
+    if let global = globalConnectionLimit, !ignoresGlobalConnectionLimit,
       context.connections.count > global
     {
       stats.globalCxOverflow.inc()
@@ -209,25 +242,26 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
       accounting.finish()
       return
     }
-    guard let chain = listener.selector.select(info), let filter = chain.terminal as? TcpProxyFilter else {
+    let route = listener.selector.selectIndex(info).map { chainRoutes[$0] } ?? defaultRoute
+    guard let route else {
       stats.noFilterChainMatch.inc()
       logger.debug(
         "no filter chain matches; closing",
         metadata: [
-          "proxy.listener": "\(config.name)", "proxy.connection": "\(info.id)",
+          "proxy.listener": "\(name)", "proxy.connection": "\(info.id)",
           "proxy.destination": "\(info.localAddress.envoyDescription)",
         ])
       connection.close(.noFlush)
       accounting.finish()
       return
     }
-    let session = TCPProxySession(filter: filter, proxy: context, connection: info, downstream: connection)
+    let session = TCPProxySession(route: route, proxy: context, connection: info, downstream: connection)
     session.accounting = accounting
     session.start()
   }
 
   private func fixedLocalAddress(of socket: ListenSocket) -> SocketAddress? {
-    guard !listener.config.transparent, let bound = socket.localAddress, !bound.isAnyAddress else {
+    guard !transparent, let bound = socket.localAddress, !bound.isAnyAddress else {
       return nil
     }
     if case .unixDomainSocket = bound { return nil }
@@ -235,7 +269,7 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
   }
 
   func onAcceptExhausted(_ socket: ListenSocket, errno: Int32) {
-    listener.stats.acceptFdExhausted.inc()
+    accounting.stats.acceptFdExhausted.inc()
     let now = socket.reactor.now / 1000
     guard now != lastExhaustedLog else { return }
     lastExhaustedLog = now

@@ -5,6 +5,12 @@ package import ProxyCore
   internal import Glibc
 #endif
 
+/// A tcp_proxy filter held by reference, made once per filter chain.
+package final class TcpProxyFilterRef {
+  package let filter: TcpProxyFilter
+  package init(_ filter: TcpProxyFilter) { self.filter = filter }
+}
+
 /// `envoy.filters.network.tcp_proxy` on the reactor: one session owns a downstream connection and the
 /// upstream connection it opens on the same reactor, and moves bytes between them with direct calls.
 ///
@@ -16,7 +22,8 @@ package import ProxyCore
 /// - Connect attempts (`max_connect_attempts`) with the cluster's connect timeout; idle timeout; stats,
 ///   circuit-breaker slot and access log as the NIO handlers kept them.
 package final class TCPProxySession: ConnectionCallbacks {
-  private let filter: TcpProxyFilter
+  /// The filter config, shared by reference: copying the struct per connection cost ~15 retains.
+  private let route: TcpProxyFilterRef
   private let proxy: ProxyContext
   private let info: DownstreamConnection
   package let downstream: Connection
@@ -53,11 +60,11 @@ package final class TCPProxySession: ConnectionCallbacks {
   /// Starts serving `downstream`: picks the cluster and connects upstream. `initialBytes` are bytes listener
   /// filters already read (they go upstream first).
   package init(
-    filter: TcpProxyFilter, proxy: ProxyContext, connection info: DownstreamConnection,
+    route: TcpProxyFilterRef, proxy: ProxyContext, connection info: DownstreamConnection,
     downstream: Connection,
     initialBytes: ByteBuffer? = nil
   ) {
-    self.filter = filter
+    self.route = route
     self.proxy = proxy
     self.info = info
     self.downstream = downstream
@@ -70,15 +77,25 @@ package final class TCPProxySession: ConnectionCallbacks {
     }
   }
 
+  package convenience init(
+    filter: TcpProxyFilter, proxy: ProxyContext, connection info: DownstreamConnection,
+    downstream: Connection,
+    initialBytes: ByteBuffer? = nil
+  ) {
+    self.init(
+      route: TcpProxyFilterRef(filter), proxy: proxy, connection: info, downstream: downstream,
+      initialBytes: initialBytes)
+  }
+
   /// Bytes for upstream that arrived before it connected (only listener-filter bytes: downstream does not
   /// read until upstream connects).
   private var pendingUpstream: ByteBuffer?
 
   package func start() {
-    filter.stats.cxTotal.inc()
-    let clusterName = filter.chooseClusterName()
+    route.filter.stats.cxTotal.inc()
+    let clusterName = route.filter.chooseClusterName()
     guard let cluster = proxy.clusterManager.cluster(named: clusterName) else {
-      filter.stats.cxNoRoute.inc()
+      route.filter.stats.cxNoRoute.inc()
       fail(flag: "NC", details: "no cluster \(clusterName)")
       return
     }
@@ -91,7 +108,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     // Downstream is read only once upstream can take the bytes.
     if downstream.isReadEnabled { downstream.readDisable(true) }
     downstreamPaused = true
-    if let timeout = filter.config.idleTimeout {
+    if let timeout = route.filter.config.idleTimeout {
       idleTimer = downstream.makeTimer(kind: Self.idleKind)
       downstream.reactor.arm(idleTimer, afterMilliseconds: Self.milliseconds(timeout))
     }
@@ -161,7 +178,7 @@ package final class TCPProxySession: ConnectionCallbacks {
         "proxy.connection": "\(info.id)", "proxy.cluster": "\(cluster.name)",
         "proxy.upstream": "\(host.address)", "error": "\(reason)", "proxy.attempt": "\(attempt)",
       ])
-    if attempt < filter.config.maxConnectAttempts, downstream.state != .closed {
+    if attempt < route.filter.config.maxConnectAttempts, downstream.state != .closed {
       connect()
     } else {
       fail(flag: "UF", details: "upstream connect error: \(reason)")
@@ -174,7 +191,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     let now = MonotonicClock.nanoseconds()
     cluster?.stats.cxConnectMs.record(Double(now &- connectStartNanos) / 1_000_000)
     upstreamStartNanos = now
-    if !filter.accessLogFormats.isEmpty { upstreamLocal = connection.localAddress }  // only logs read it
+    if !route.filter.accessLogFormats.isEmpty { upstreamLocal = connection.localAddress }  // only logs read it
     if var bytes = pendingUpstream {
       pendingUpstream = nil
       connection.write(&bytes)
@@ -233,11 +250,11 @@ package final class TCPProxySession: ConnectionCallbacks {
     if connection === downstream {
       guard let upstream, !upstreamPaused else { return }
       upstreamPaused = true
-      filter.stats.upstreamPausedReading.inc()
+      route.filter.stats.upstreamPausedReading.inc()
       upstream.readDisable(true)
     } else if !downstreamPaused {
       downstreamPaused = true
-      filter.stats.downstreamPausedReading.inc()
+      route.filter.stats.downstreamPausedReading.inc()
       downstream.readDisable(true)
     }
   }
@@ -246,11 +263,11 @@ package final class TCPProxySession: ConnectionCallbacks {
     if connection === downstream {
       guard let upstream, upstreamPaused else { return }
       upstreamPaused = false
-      filter.stats.upstreamResumedReading.inc()
+      route.filter.stats.upstreamResumedReading.inc()
       upstream.readDisable(false)
     } else if downstreamPaused, upstreamConnected {
       downstreamPaused = false
-      filter.stats.downstreamResumedReading.inc()
+      route.filter.stats.downstreamResumedReading.inc()
       downstream.readDisable(false)
     }
   }
@@ -258,7 +275,7 @@ package final class TCPProxySession: ConnectionCallbacks {
   package func onTimer(_ connection: Connection, kind: UInt32) {
     switch kind {
     case Self.idleKind:
-      filter.stats.idleTimeout.inc()
+      route.filter.stats.idleTimeout.inc()
       terminationDetails = "idle timeout"
       upstream?.close(.noFlush)
       downstream.close(.noFlush)
@@ -322,7 +339,7 @@ package final class TCPProxySession: ConnectionCallbacks {
   }
 
   private func touch() {
-    guard idleTimer != .none, let timeout = filter.config.idleTimeout else { return }
+    guard idleTimer != .none, let timeout = route.filter.config.idleTimeout else { return }
     downstream.reactor.arm(idleTimer, afterMilliseconds: Self.milliseconds(timeout))
   }
 
@@ -338,12 +355,12 @@ package final class TCPProxySession: ConnectionCallbacks {
 
   private func reportBytes() {
     if receivedUnreported > 0 {
-      filter.stats.rxBytesTotal.add(receivedUnreported)
+      route.filter.stats.rxBytesTotal.add(receivedUnreported)
       cluster?.stats.cxTxBytesTotal.add(receivedUnreported)
       receivedUnreported = 0
     }
     if sentUnreported > 0 {
-      filter.stats.txBytesTotal.add(sentUnreported)
+      route.filter.stats.txBytesTotal.add(sentUnreported)
       cluster?.stats.cxRxBytesTotal.add(sentUnreported)
       sentUnreported = 0
     }
@@ -378,7 +395,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     outcome.sent = sent
     outcome.responseFlags = responseFlags
     outcome.terminationDetails = terminationDetails
-    filter.logAccess(info, outcome, to: proxy.accessLog)
+    route.filter.logAccess(info, outcome, to: proxy.accessLog)
   }
 
   // MARK: Helpers
