@@ -191,7 +191,8 @@ package final class TCPProxySession: ConnectionCallbacks {
     let now = MonotonicClock.nanoseconds()
     cluster?.stats.cxConnectMs.record(Double(now &- connectStartNanos) / 1_000_000)
     upstreamStartNanos = now
-    if !route.filter.accessLogFormats.isEmpty { upstreamLocal = connection.localAddress }  // only logs read it
+    // Only access logs read the upstream's local address: no getsockname otherwise.
+    if !route.filter.accessLogFormats.isEmpty { upstreamLocal = connection.localAddress }
     if var bytes = pendingUpstream {
       pendingUpstream = nil
       connection.write(&bytes)
