@@ -37,10 +37,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
   private var responseFlags: [String] = []
   private var terminationDetails: String?
   // Byte counts: totals for the access log, and the part not yet added to the shared counters.
-  private var received: UInt64 = 0
-  private var sent: UInt64 = 0
-  private var receivedUnreported: UInt64 = 0
-  private var sentUnreported: UInt64 = 0
+  private var bytes = TcpProxyByteCount()
 
   init(
     filter: TcpProxyFilter, connection: DownstreamConnection, proxy: ProxyContext, initialBytes: ByteBuffer?
@@ -50,8 +47,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
     self.proxy = proxy
     if let initialBytes, initialBytes.readableBytes > 0 {
       self.pending = initialBytes
-      self.received = UInt64(initialBytes.readableBytes)
-      self.receivedUnreported = received
+      self.bytes.add(received: initialBytes.readableBytes)
     }
   }
 
@@ -157,9 +153,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     var bytes = unwrapInboundIn(data)
-    let count = UInt64(bytes.readableBytes)
-    received &+= count
-    receivedUnreported &+= count
+    self.bytes.add(received: bytes.readableBytes)
     lastActivity = .now()
     if let upstream {
       upstream.write(&bytes)
@@ -229,9 +223,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
   var isWritable: Bool { context?.channel.isWritable ?? false }
 
   func writeFromUpstream(_ bytes: inout ByteBuffer) {
-    let count = UInt64(bytes.readableBytes)
-    sent &+= count
-    sentUnreported &+= count
+    self.bytes.add(sent: bytes.readableBytes)
     lastActivity = .now()
     context?.write(wrapOutboundOut(bytes), promise: nil)
   }
@@ -324,18 +316,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
     }
   }
 
-  private func reportBytes() {
-    if receivedUnreported > 0 {
-      filter.stats.rxBytesTotal.add(receivedUnreported)
-      cluster?.stats.cxTxBytesTotal.add(receivedUnreported)
-      receivedUnreported = 0
-    }
-    if sentUnreported > 0 {
-      filter.stats.txBytesTotal.add(sentUnreported)
-      cluster?.stats.cxRxBytesTotal.add(sentUnreported)
-      sentUnreported = 0
-    }
-  }
+  private func reportBytes() { bytes.report(to: filter.stats, cluster: cluster?.stats) }
 
   private func releaseUpstreamCount() {
     guard upstreamCounted else { return }
@@ -355,14 +336,9 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
       holdsConnectionSlot = false
       cluster?.releaseConnectionSlot()
     }
-    var outcome = TcpProxyFilter.Outcome()
-    outcome.upstreamHost = host
-    outcome.upstreamLocal = upstreamLocal
-    outcome.cluster = cluster?.name
-    outcome.received = received
-    outcome.sent = sent
-    outcome.responseFlags = responseFlags
-    outcome.terminationDetails = terminationDetails
+    let outcome = TcpProxyFilter.Outcome(
+      upstreamHost: host, upstreamLocal: upstreamLocal, cluster: cluster?.name, bytes: bytes,
+      responseFlags: responseFlags, terminationDetails: terminationDetails)
     filter.logAccess(connection, outcome, to: proxy.accessLog)
   }
 }

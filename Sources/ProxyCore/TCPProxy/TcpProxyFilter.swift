@@ -35,7 +35,18 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
     package var responseFlags: [String] = []
     package var terminationDetails: String?
 
-    package init() {}
+    package init(
+      upstreamHost: UpstreamHost?, upstreamLocal: SocketAddress?, cluster: String?, bytes: TcpProxyByteCount,
+      responseFlags: [String], terminationDetails: String?
+    ) {
+      self.upstreamHost = upstreamHost
+      self.upstreamLocal = upstreamLocal
+      self.cluster = cluster
+      self.received = bytes.received
+      self.sent = bytes.sent
+      self.responseFlags = responseFlags
+      self.terminationDetails = terminationDetails
+    }
   }
 
   /// Writes one line per configured access log for a finished connection.
@@ -72,6 +83,44 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
         point -= cluster.weight
       }
       return clusters[clusters.count - 1].name
+    }
+  }
+}
+
+/// The bytes one tcp_proxy connection moved: totals for the access log, and the part the shared counters
+/// have not been told yet (they are told per batch of reads, not per read).
+package struct TcpProxyByteCount {
+  package private(set) var received: UInt64 = 0
+  package private(set) var sent: UInt64 = 0
+  private var receivedUnreported: UInt64 = 0
+  private var sentUnreported: UInt64 = 0
+
+  package init() {}
+
+  /// Bytes read from downstream.
+  package mutating func add(received bytes: Int) {
+    received &+= UInt64(bytes)
+    receivedUnreported &+= UInt64(bytes)
+  }
+
+  /// Bytes written to downstream.
+  package mutating func add(sent bytes: Int) {
+    sent &+= UInt64(bytes)
+    sentUnreported &+= UInt64(bytes)
+  }
+
+  /// Adds what is unreported to `tcp.<prefix>.downstream_cx_{rx,tx}_bytes_total` and the cluster's
+  /// `upstream_cx_{tx,rx}_bytes_total`.
+  package mutating func report(to stats: TcpProxyStats, cluster: ClusterStats?) {
+    if receivedUnreported > 0 {
+      stats.rxBytesTotal.add(receivedUnreported)
+      cluster?.cxTxBytesTotal.add(receivedUnreported)
+      receivedUnreported = 0
+    }
+    if sentUnreported > 0 {
+      stats.txBytesTotal.add(sentUnreported)
+      cluster?.cxRxBytesTotal.add(sentUnreported)
+      sentUnreported = 0
     }
   }
 }

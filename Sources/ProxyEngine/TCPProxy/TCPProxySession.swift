@@ -43,10 +43,7 @@ package final class TCPProxySession: ConnectionCallbacks {
   private var terminationDetails: String?
   private var idleTimer = TimerID.none
   private var connectTimer = TimerID.none
-  private var received: UInt64 = 0
-  private var sent: UInt64 = 0
-  private var receivedUnreported: UInt64 = 0
-  private var sentUnreported: UInt64 = 0
+  private var bytes = TcpProxyByteCount()
   private var downstreamPaused = false
   private var upstreamPaused = false
   /// The listener's bookkeeping, settled when the session ends.
@@ -71,7 +68,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     downstream.callbacks = self
     downstream.halfCloseEnabled = true
     if var initialBytes, initialBytes.readableBytes > 0 {
-      count(received: initialBytes.readableBytes)
+      bytes.add(received: initialBytes.readableBytes)
       pendingUpstream = initialBytes
       initialBytes = ByteBuffer()
     }
@@ -213,11 +210,11 @@ package final class TCPProxySession: ConnectionCallbacks {
     let count = connection.readBuffer.readableBytes
     touch()
     if connection === downstream {
-      self.count(received: count)
+      bytes.add(received: count)
       guard let upstream, upstreamConnected else { return }  // reading is off until then
       forward(from: connection, to: upstream, endStream: endStream)
     } else {
-      self.count(sent: count)
+      bytes.add(sent: count)
       if endStream, !downstream.readEnded { closedByUpstream = true }
       forward(from: connection, to: downstream, endStream: endStream)
     }
@@ -344,28 +341,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     downstream.reactor.arm(idleTimer, afterMilliseconds: Self.milliseconds(timeout))
   }
 
-  private func count(received bytes: Int) {
-    received &+= UInt64(bytes)
-    receivedUnreported &+= UInt64(bytes)
-  }
-
-  private func count(sent bytes: Int) {
-    sent &+= UInt64(bytes)
-    sentUnreported &+= UInt64(bytes)
-  }
-
-  private func reportBytes() {
-    if receivedUnreported > 0 {
-      route.filter.stats.rxBytesTotal.add(receivedUnreported)
-      cluster?.stats.cxTxBytesTotal.add(receivedUnreported)
-      receivedUnreported = 0
-    }
-    if sentUnreported > 0 {
-      route.filter.stats.txBytesTotal.add(sentUnreported)
-      cluster?.stats.cxRxBytesTotal.add(sentUnreported)
-      sentUnreported = 0
-    }
-  }
+  private func reportBytes() { bytes.report(to: route.filter.stats, cluster: cluster?.stats) }
 
   private func releaseUpstreamCount() {
     guard upstreamCounted else { return }
@@ -388,14 +364,9 @@ package final class TCPProxySession: ConnectionCallbacks {
     accounting = nil
     onFinish?()
     onFinish = nil
-    var outcome = TcpProxyFilter.Outcome()
-    outcome.upstreamHost = host
-    outcome.upstreamLocal = upstreamLocal
-    outcome.cluster = cluster?.name
-    outcome.received = received
-    outcome.sent = sent
-    outcome.responseFlags = responseFlags
-    outcome.terminationDetails = terminationDetails
+    let outcome = TcpProxyFilter.Outcome(
+      upstreamHost: host, upstreamLocal: upstreamLocal, cluster: cluster?.name, bytes: bytes,
+      responseFlags: responseFlags, terminationDetails: terminationDetails)
     route.filter.logAccess(info, outcome, to: proxy.accessLog)
   }
 
