@@ -80,10 +80,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
       return
     }
     self.host = host
-    cluster.stats.cxTotal.inc()
-    cluster.stats.cxActive.inc()
-    host.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
-    host.connectionsActive.wrappingAdd(1, ordering: .relaxed)
+    cluster.connectionOpened(to: host)
     upstreamCounted = true
     connectStart = .now()
     UpstreamConnector.connect(to: host, cluster: cluster, on: context.eventLoop)
@@ -321,8 +318,7 @@ final class TCPProxyDownstreamHandler: ChannelDuplexHandler {
   private func releaseUpstreamCount() {
     guard upstreamCounted else { return }
     upstreamCounted = false
-    cluster?.stats.cxActive.dec()
-    host?.connectionsActive.wrappingSubtract(1, ordering: .relaxed)
+    if let cluster, let host { cluster.connectionClosed(to: host) }
   }
 
   /// Runs once, when the downstream is gone: stats, circuit-breaker slot, access log.

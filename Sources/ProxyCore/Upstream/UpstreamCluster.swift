@@ -102,6 +102,21 @@ package final class UpstreamCluster: Sendable {
     }
   }
 
+  /// Counts a connection being opened to `host`: `upstream_cx_total`, `upstream_cx_active` and the host's
+  /// own counters (for /clusters and least-request balancing).
+  package func connectionOpened(to host: UpstreamHost) {
+    stats.cxTotal.inc()
+    stats.cxActive.inc()
+    host.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
+    host.connectionsActive.wrappingAdd(1, ordering: .relaxed)
+  }
+
+  /// Undoes `connectionOpened(to:)`'s active counts when that connection is gone (or never connected).
+  package func connectionClosed(to host: UpstreamHost) {
+    stats.cxActive.dec()
+    host.connectionsActive.wrappingSubtract(1, ordering: .relaxed)
+  }
+
   /// Circuit breaker for connections: true when one more upstream connection is allowed, and counts it.
   package func acquireConnectionSlot() -> Bool {
     let limit = config.defaultThresholds.maxConnections

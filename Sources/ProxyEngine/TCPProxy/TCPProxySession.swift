@@ -123,10 +123,7 @@ package final class TCPProxySession: ConnectionCallbacks {
       return
     }
     self.host = host
-    cluster.stats.cxTotal.inc()
-    cluster.stats.cxActive.inc()
-    host.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
-    host.connectionsActive.wrappingAdd(1, ordering: .relaxed)
+    cluster.connectionOpened(to: host)
     upstreamCounted = true
     connectStartNanos = MonotonicClock.nanoseconds()
     let address: SocketAddress
@@ -346,8 +343,7 @@ package final class TCPProxySession: ConnectionCallbacks {
   private func releaseUpstreamCount() {
     guard upstreamCounted else { return }
     upstreamCounted = false
-    cluster?.stats.cxActive.dec()
-    host?.connectionsActive.wrappingSubtract(1, ordering: .relaxed)
+    if let cluster, let host { cluster.connectionClosed(to: host) }
   }
 
   /// Runs once, when both sides are gone: stats, circuit-breaker slot, access log.
