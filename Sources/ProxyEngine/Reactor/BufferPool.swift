@@ -16,8 +16,6 @@ package final class BufferPool {
     self.maximumSpare = maximumSpare
   }
 
-  package var spareCount: Int { spare.count }
-
   package func take() -> ByteBuffer {
     spare.popLast() ?? allocator.buffer(capacity: bufferSize)
   }

@@ -21,7 +21,6 @@ package protocol ReactorHandle: AnyObject {
 package enum ReactorEvents {
   package static let readable = UInt32(CREACTOR_EPOLLIN)
   package static let writable = UInt32(CREACTOR_EPOLLOUT)
-  package static let readHangUp = UInt32(CREACTOR_EPOLLRDHUP)
   package static let error = UInt32(CREACTOR_EPOLLERR)
   package static let hangUp = UInt32(CREACTOR_EPOLLHUP)
   /// Wake one of the epolls sharing a listening socket, not all (no SO_REUSEPORT).
@@ -152,8 +151,6 @@ package final class Reactor {
   /// Forgets a handle whose fd is not in epoll (parked).
   package func forget(_ token: SlotToken) { handles.remove(token) }
 
-  /// Whether `token` still names a registered handle.
-  package func isRegistered(_ token: SlotToken) -> Bool { handles.contains(token) }
 
   // MARK: Timers
 

@@ -66,11 +66,6 @@ package struct TimerWheel {
 
   package func isArmed(_ timer: TimerID) -> Bool { isValid(timer) && nodes[Int(timer.index)].armed }
 
-  /// The deadline of an armed timer.
-  package func deadline(of timer: TimerID) -> Int64? {
-    isArmed(timer) ? nodes[Int(timer.index)].deadline : nil
-  }
-
   /// Arms (or re-arms) `timer` to fire at `deadline`; a deadline in the past fires at the next expiry.
   package mutating func arm(_ timer: TimerID, at deadline: Int64) {
     guard isValid(timer) else { return }
