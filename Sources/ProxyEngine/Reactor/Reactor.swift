@@ -151,7 +151,6 @@ package final class Reactor {
   /// Forgets a handle whose fd is not in epoll (parked).
   package func forget(_ token: SlotToken) { handles.remove(token) }
 
-
   // MARK: Timers
 
   /// A disarmed timer that calls `owner`'s handle with `kind` when it fires.
