@@ -79,7 +79,9 @@ scratch=.build-fuzz
 export PILOTFISH_FUZZ=1
 for target in "${selected[@]}"; do
   echo "hack/fuzz.sh: building Fuzz$target" >&2
-  swift build -c debug --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "Fuzz$target" >&2
+  # gold warns once per AddressSanitizer helper symbol it cannot export (hundreds of lines, harmless).
+  swift build -c debug --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "Fuzz$target" 2>&1 \
+    | { grep -v "Cannot export local symbol '__asan" || true; } >&2
 done
 bin=$(swift build -c debug --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --show-bin-path)
 
