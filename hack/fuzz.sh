@@ -3,7 +3,7 @@
 # suites under ThreadSanitizer.
 #
 #   hack/fuzz.sh --smoke [target...]   a few seconds per target (CI); exits 1 if any target crashes
-#   hack/fuzz.sh --long  [target...]   1,000,000 inputs per target, one target after another
+#   hack/fuzz.sh --long  [target...]   1,000,000 inputs per target, one target after another (optimised build)
 #   hack/fuzz.sh --runs N | --seconds S [target...]   a custom budget per target
 #   hack/fuzz.sh --tsan                ProxyEngineTests, ProxyCoreTests, ProxyHTTPTests, ProxyServerTests, AgentTests under TSan
 #   hack/fuzz.sh --list                the targets
@@ -13,10 +13,12 @@
 # (JSON/YAML decoding, validation, models), PodMetadata, AdmissionReview, CaptureFlags (istio-iptables flags
 # and environment), Durations (Go, proto3 JSON and --probe-timeout), AdminQuery (the admin API's queries).
 # They are package targets only when PILOTFISH_FUZZ=1, and are built with `--sanitize=fuzzer
-# --sanitize=address` in their own scratch path (.build-fuzz; .build-tsan for --tsan).
+# --sanitize=address` in their own scratch path (.build-fuzz; .build-tsan for --tsan): -c debug for --smoke
+# (quicker to build), -c release for the rest (about 3x the inputs per second; overflow and bounds traps stay
+# in optimised Swift). FUZZ_CONFIG=debug|release overrides.
 #
 # A crash leaves its input in .build-fuzz/crashes/<target>-crash-*; reproduce it with
-#   .build-fuzz/debug/Fuzz<target> <file>
+#   .build-fuzz/<debug|release>/Fuzz<target> <file>
 # then minimise it with `-minimize_crash=1 -runs=100000 <file>`. The corpus each run grows is kept in
 # .build-fuzz/corpus/<target>/ (the seeds under Tests/FuzzCorpus are only read).
 set -euo pipefail
@@ -38,7 +40,7 @@ while (($#)); do
     --seconds) mode=custom; budget=(-max_total_time="$2"); shift ;;
     --tsan) mode=tsan ;;
     --list) printf '%s\n' "${targets_all[@]}"; exit 0 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "hack/fuzz.sh: unknown option $1 (see --help)" >&2; exit 1 ;;
     *)
       if [[ ! " ${targets_all[*]} " == *" $1 "* ]]; then
@@ -76,14 +78,15 @@ fi
 
 ((${#selected[@]})) || selected=("${targets_all[@]}")
 scratch=.build-fuzz
+config=${FUZZ_CONFIG:-$([ "$mode" = smoke ] && echo debug || echo release)}
 export PILOTFISH_FUZZ=1
 for target in "${selected[@]}"; do
   echo "hack/fuzz.sh: building Fuzz$target" >&2
   # gold warns once per AddressSanitizer helper symbol it cannot export (hundreds of lines, harmless).
-  swift build -c debug --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "Fuzz$target" 2>&1 \
+  swift build -c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "Fuzz$target" 2>&1 \
     | { grep -v "Cannot export local symbol '__asan" || true; } >&2
 done
-bin=$(swift build -c debug --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --show-bin-path)
+bin=$(swift build -c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --show-bin-path)
 
 # A crash must reach libFuzzer's handler (which saves the input) at once, not Swift's interactive backtracer.
 export SWIFT_BACKTRACE=enable=no
