@@ -79,14 +79,17 @@ fi
 ((${#selected[@]})) || selected=("${targets_all[@]}")
 scratch=.build-fuzz
 config=${FUZZ_CONFIG:-$([ "$mode" = smoke ] && echo debug || echo release)}
+# Some targets reach internals with `@testable import`, which an optimised build allows only with this.
+build_flags=(-c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$scratch")
+if [ "$config" = release ]; then build_flags+=(-Xswiftc -enable-testing); fi
 export PILOTFISH_FUZZ=1
 for target in "${selected[@]}"; do
   echo "hack/fuzz.sh: building Fuzz$target" >&2
   # gold warns once per AddressSanitizer helper symbol it cannot export (hundreds of lines, harmless).
-  swift build -c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --product "Fuzz$target" 2>&1 \
+  swift build "${build_flags[@]}" --product "Fuzz$target" 2>&1 \
     | { grep -v "Cannot export local symbol '__asan" || true; } >&2
 done
-bin=$(swift build -c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$scratch" --show-bin-path)
+bin=$(swift build "${build_flags[@]}" --show-bin-path)
 
 # A crash must reach libFuzzer's handler (which saves the input) at once, not Swift's interactive backtracer.
 export SWIFT_BACKTRACE=enable=no
