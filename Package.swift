@@ -130,6 +130,7 @@ let package = Package(
       name: "ProxyHTTP",
       dependencies: [
         "ProxyCore",
+        "ProxyEngine",
         "EnvoyAPI",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Logging", package: "swift-log"),
@@ -262,7 +263,7 @@ let package = Package(
     .testTarget(
       name: "ProxyHTTPTests",
       dependencies: [
-        "ProxyHTTP", "ProxyCore", "EnvoyAPI", "TestSupport",
+        "ProxyHTTP", "ProxyCore", "ProxyEngine", "EnvoyAPI", "TestSupport",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -3,15 +3,16 @@ import Testing
 @testable import ProxyHTTP
 
 @Suite struct HTTPDownstreamStateMachineTests {
-  typealias Machine = HTTPDownstreamHandler.StateMachine
+  typealias Machine = HTTPConnectionManager.StateMachine
 
   @Test func keepAliveExchange() {
     var m = Machine()
     #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true, downstreamWritable: true))
     m.requestStarted(keepAlive: true)
     m.requestCompleted()
-    #expect(!m.shouldRead(hasBacklog: true, upstreamWritable: true, downstreamWritable: true))  // a pipelined request waits
-    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: false, downstreamWritable: true))  // reading on to see a FIN
+    // A pipelined request waits; with none, reading goes on (to see a FIN).
+    #expect(!m.shouldRead(hasBacklog: true, upstreamWritable: true, downstreamWritable: true))
+    #expect(m.shouldRead(hasBacklog: false, upstreamWritable: false, downstreamWritable: true))
     #expect(
       m.responseHeadStarted(status: 200, draining: false, bodyUntilClose: false)
         == .writeHead(close: false, drainClose: false))
@@ -51,7 +52,8 @@ import Testing
       m.responseHeadStarted(status: 200, draining: false, bodyUntilClose: false)
         == .writeHead(close: false, drainClose: false))
     #expect(m.shouldRead(hasBacklog: false, upstreamWritable: true, downstreamWritable: true))
-    #expect(!m.shouldRead(hasBacklog: false, upstreamWritable: false, downstreamWritable: true))  // backpressure
+    // Backpressure.
+    #expect(!m.shouldRead(hasBacklog: false, upstreamWritable: false, downstreamWritable: true))
     m.requestCompleted()  // an echo: the request ends before the response
     #expect(m.responseCompleted() == .keepAlive)
 

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ProxyCore
+import ProxyEngine
 import SwiftProtobuf
 import Synchronization
 import Testing
@@ -212,9 +213,11 @@ final class TestUpstreamHandler: ChannelInboundHandler {
 // MARK: Proxy harness
 
 /// A `ProxyContext`, one cluster `upstream` (static, one host) and one listener on 127.0.0.1:0 whose
-/// only filter chain is the HTTP connection manager built from `hcm`.
+/// only filter chain is the HTTP connection manager built from `hcm`, served by one reactor worker (the
+/// proxy's data path); the test upstream runs on a NIO event loop.
 final class ProxyHarness {
   let group: MultiThreadedEventLoopGroup
+  let engine: ReactorListenerEngine
   let stats: StatsStore
   let context: ProxyContext
   let listeners: ListenerManager
@@ -250,8 +253,10 @@ final class ProxyHarness {
     var listener = Listener(name: "http", address: try SocketAddress(ipAddress: "127.0.0.1", port: 0))
     listener.trafficDirection = direction
     listener.filterChains = [FilterChain(name: "http", terminal: filter)]
-    listeners = ListenerManager(listeners: [listener], context: context, group: group)
+    engine = try ReactorListenerEngine(workers: 1, logger: logger)
+    listeners = ListenerManager(listeners: [listener], context: context, group: group, engine: engine)
     try await listeners.start()
+    precondition(listeners.listeners[0].servedByEngine, "the HTTP listener must run on the reactor")
   }
 
   var port: Int { listeners.listeners[0].boundAddress!.port! }
@@ -261,6 +266,7 @@ final class ProxyHarness {
   func shutdown() async {
     await listeners.stopAccepting(inboundOnly: false)
     try? await context.connections.closeAll(eventLoop: group.next()).get()
+    engine.shutdown()
     upstream?.close()
     try? await group.shutdownGracefully()
   }

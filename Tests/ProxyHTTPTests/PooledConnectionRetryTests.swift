@@ -95,7 +95,7 @@ final class ResettingOrigin: @unchecked Sendable {
 
 @Suite(.serialized) struct PooledConnectionRetryTests {
   /// The race a pool cannot see coming: the origin resets an idle pooled connection while a request for it
-  /// is already waiting. The proxy's loop is held so both events are ready in one epoll batch, request
+  /// is already waiting. The proxy's worker is held so both events are ready in one epoll batch, request
   /// first; writing the request then fails inside the flush, nothing reached the origin, and the request
   /// goes out again on a new connection instead of failing with 503 UC.
   @Test func aRequestOnAResetPooledConnectionIsSentAgainOnANewOne() async throws {
@@ -109,12 +109,14 @@ final class ResettingOrigin: @unchecked Sendable {
       return try client.readResponse().status
     }
     #expect(first == 200)
-    // Hold the proxy's only event loop until the request is queued and the origin has reset the connection.
+    // Hold the proxy's only worker until the request is queued and the origin has reset the connection.
     let held = DispatchSemaphore(value: 0)
-    proxy.group.next().execute {
-      held.signal()
-      _ = origin.resetSent.wait(timeout: .now() + 5)
-    }
+    let resetSent = origin.resetSent
+    #expect(
+      proxy.engine.workers[0].remote.post { _ in
+        held.signal()
+        _ = resetSent.wait(timeout: .now() + 5)
+      })
     let second = try await onThread { () throws -> TestResponse in
       held.wait()
       try client.send("GET /two HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -1,7 +1,7 @@
 // libFuzzer target: the HTTP/1 request path without sockets (hack/fuzz.sh builds and runs it).
 //
 // Input: byte 0 and the bytes after it choose how the rest is cut into reads; the rest is what a client
-// sends on one connection. The connection is driven as `HTTPDownstreamHandler.processInput` does it:
+// sends on one connection. The connection is driven as `HTTPConnectionManager.processInput` does it:
 // request heads through `HTTP1HeadParser`, bodies through `BodyFramer` (the chunked scanner included),
 // the downstream `StateMachine` for keep-alive, pipelining and close; each response is "sent" when its
 // request is complete. The same bytes are then fed in one read, and both runs must see the same
@@ -21,7 +21,7 @@ enum Event: Equatable {
 
 /// One downstream connection: buffered input, the active request's body framer and the state machine.
 struct Connection {
-  var machine = HTTPDownstreamHandler.StateMachine()
+  var machine = HTTPConnectionManager.StateMachine()
   var pending: [UInt8] = []
   /// Offset in the whole input of `pending[0]`.
   var base = 0

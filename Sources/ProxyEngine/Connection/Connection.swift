@@ -87,7 +87,7 @@ package final class Connection: ReactorHandle {
   /// enabled again (a level-triggered HUP would otherwise wake the reactor in a loop).
   private var parked = false
   private var delayedCloseTimer = TimerID.none
-  /// How long `close(.flushWrite)` waits for the output to drain, in milliseconds (Envoy's
+  /// How long `close(.flushWrite)` waits for the output to make progress, in milliseconds (Envoy's
   /// `delayed_close_timeout`, 1 s by default).
   package var delayedCloseTimeout: Int64 = 1000
   package private(set) var bytesReceived: UInt64 = 0
@@ -432,7 +432,13 @@ package final class Connection: ReactorHandle {
 
   private func flush() {
     guard writeBuffer.readableBytes > 0 else { return }
+    let before = writeBuffer.readableBytes
     guard send(&writeBuffer) else { return }
+    // A close waiting for its output gives up only after the timeout passes with no progress (as Envoy's
+    // delayed close): a slow reader of a long response is not cut off while it is still reading.
+    if closeAfterFlush, writeBuffer.readableBytes < before {
+      reactor.arm(delayedCloseTimer, afterMilliseconds: delayedCloseTimeout)
+    }
     if writeBuffer.readableBytes == 0 {
       reactor.buffers.give(&writeBuffer)
       finishWriteSide()

@@ -8,10 +8,10 @@ package import ProxyCore
 #endif
 
 /// The reactor data path as the listener manager's engine: one reactor thread per worker, each with its own
-/// SO_REUSEPORT socket per listener, serving the listeners whose every filter chain is tcp_proxy and that
-/// need no listener filter reading bytes and no original-destination hand-off. (The HTTP connection
-/// manager, tls_inspector/http_inspector and `use_original_dst` move here next; until then those listeners
-/// stay on NIO.)
+/// SO_REUSEPORT socket per listener, serving the listeners whose every filter chain ends in tcp_proxy or a
+/// `ReactorTerminalFilter` (the HTTP connection manager) and that need no listener filter reading bytes and
+/// no original-destination hand-off. (tls_inspector/http_inspector and `use_original_dst` move here next;
+/// until then those listeners stay on NIO.)
 package final class ReactorListenerEngine: ListenerEngine {
   package let workers: [ReactorThread]
   private let logger: Logger
@@ -35,7 +35,7 @@ package final class ReactorListenerEngine: ListenerEngine {
     guard !config.useOriginalDestination else { return false }
     if config.listenerFilters.contains(where: { $0.kind != .originalDestination }) { return false }
     let chains = config.filterChains + (config.defaultFilterChain.map { [$0] } ?? [])
-    return !chains.isEmpty && chains.allSatisfy { $0.terminal is TcpProxyFilter }
+    return !chains.isEmpty && chains.allSatisfy { ChainTarget($0.terminal) != nil }
   }
 
   package func bind(_ listener: ActiveListener, context: ProxyContext, globalConnectionLimit: Int?)
@@ -128,13 +128,29 @@ final class ReactorListenerBinding: ListenerEngineBinding {
   }
 }
 
+/// What a filter chain ends in, on the reactor.
+enum ChainTarget {
+  case tcpProxy(TcpProxyFilterRef)
+  case filter(any ReactorTerminalFilter)
+
+  init?(_ terminal: any TerminalNetworkFilter) {
+    if let tcp = terminal as? TcpProxyFilter {
+      self = .tcpProxy(TcpProxyFilterRef(tcp))
+    } else if let filter = terminal as? any ReactorTerminalFilter {
+      self = .filter(filter)
+    } else {
+      return nil
+    }
+  }
+}
+
 /// A listener's bookkeeping for one accepted connection, settled once when it ends (a struct the session
 /// keeps, not a closure: no allocation per connection).
-struct ListenerConnectionAccounting {
+package struct ListenerConnectionAccounting {
   let listener: ListenerAccountingContext
   let startNanos: UInt64
 
-  func finish() {
+  package func finish() {
     let stats = listener.stats
     stats.cxActive.dec()
     stats.cxDestroy.inc()
@@ -156,7 +172,7 @@ final class ListenerAccountingContext {
 }
 
 /// Accepts a listener's connections on one reactor: restores the original destination, applies the
-/// connection limits, picks the filter chain and starts its tcp_proxy session.
+/// connection limits, picks the filter chain and starts its tcp_proxy session or terminal filter.
 final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
   private let listener: ActiveListener
   private let context: ProxyContext
@@ -171,9 +187,9 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
   private let transparent: Bool
   private let maxConnections: Int?
   private let ignoresGlobalConnectionLimit: Bool
-  /// tcp_proxy per filter chain (by the selector's index), and for the default chain.
-  private let chainRoutes: [TcpProxyFilterRef?]
-  private let defaultRoute: TcpProxyFilterRef?
+  /// What each filter chain (by the selector's index) and the default chain end in.
+  private let chainTargets: [ChainTarget?]
+  private let defaultTarget: ChainTarget?
 
   init(listener: ActiveListener, context: ProxyContext, globalConnectionLimit: Int?, logger: Logger) {
     self.listener = listener
@@ -188,11 +204,8 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     self.transparent = config.transparent
     self.maxConnections = config.maxConnections
     self.ignoresGlobalConnectionLimit = config.ignoresGlobalConnectionLimit
-    self.chainRoutes = listener.selector.chains.map { chain in
-      (chain.terminal as? TcpProxyFilter).map(TcpProxyFilterRef.init)
-    }
-    self.defaultRoute = (listener.selector.defaultChain?.terminal as? TcpProxyFilter).map(
-      TcpProxyFilterRef.init)
+    self.chainTargets = listener.selector.chains.map { ChainTarget($0.terminal) }
+    self.defaultTarget = listener.selector.defaultChain.flatMap { ChainTarget($0.terminal) }
   }
 
   func onAccept(_ socket: ListenSocket, fd: Int32, peer: SocketAddress?) {
@@ -242,8 +255,8 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
       accounting.finish()
       return
     }
-    let route = listener.selector.selectIndex(info).map { chainRoutes[$0] } ?? defaultRoute
-    guard let route else {
+    let target = listener.selector.selectIndex(info).map { chainTargets[$0] } ?? defaultTarget
+    guard let target else {
       stats.noFilterChainMatch.inc()
       logger.debug(
         "no filter chain matches; closing",
@@ -255,9 +268,14 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
       accounting.finish()
       return
     }
-    let session = TCPProxySession(route: route, proxy: context, connection: info, downstream: connection)
-    session.accounting = accounting
-    session.start()
+    switch target {
+    case .tcpProxy(let route):
+      let session = TCPProxySession(route: route, proxy: context, connection: info, downstream: connection)
+      session.accounting = accounting
+      session.start()
+    case .filter(let filter):
+      filter.serve(connection, info: info, proxy: context, initialBytes: nil, accounting: accounting)
+    }
   }
 
   private func fixedLocalAddress(of socket: ListenSocket) -> SocketAddress? {

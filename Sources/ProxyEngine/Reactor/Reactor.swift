@@ -50,6 +50,8 @@ package final class Reactor {
   package let buffers: BufferPool
   /// Handles waiting for a pass at the end of the current wake-up (`defer(_:)`).
   private var deferred: [any ReactorHandle] = []
+  /// Per-worker state of the filters that run here (the HTTP connection pools), by owner.
+  private var locals: [ObjectIdentifier: AnyObject] = [:]
 
   private static let add: Int32 = 1
   private static let delete: Int32 = 2
@@ -170,6 +172,18 @@ package final class Reactor {
   package func isArmed(_ timer: TimerID) -> Bool { timers.isArmed(timer) }
 
   package var armedTimers: Int { timers.armedCount }
+
+  // MARK: Worker-local state
+
+  /// The state `owner` keeps on this worker (created by `make` on first use). Only this reactor's thread
+  /// touches it, so it needs no lock; it lives as long as the reactor.
+  package func local<Value: AnyObject>(for owner: AnyObject, make: () -> Value) -> Value {
+    let key = ObjectIdentifier(owner)
+    if let value = locals[key] as? Value { return value }
+    let value = make()
+    locals[key] = value
+    return value
+  }
 
   // MARK: Deferred work
 

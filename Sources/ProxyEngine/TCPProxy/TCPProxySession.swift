@@ -47,7 +47,7 @@ package final class TCPProxySession: ConnectionCallbacks {
   private var downstreamPaused = false
   private var upstreamPaused = false
   /// The listener's bookkeeping, settled when the session ends.
-  var accounting: ListenerConnectionAccounting?
+  package var accounting: ListenerConnectionAccounting?
   /// Called once when the session has released everything (tests count sessions with it).
   package var onFinish: (() -> Void)?
 
@@ -126,30 +126,11 @@ package final class TCPProxySession: ConnectionCallbacks {
     cluster.connectionOpened(to: host)
     upstreamCounted = true
     connectStartNanos = MonotonicClock.nanoseconds()
-    let address: SocketAddress
-    var source: SocketAddress?
-    switch host.address {
-    case .socket(let socketAddress):
-      address = socketAddress
-      source = Self.sourceAddress(for: socketAddress, in: cluster.config.sourceAddresses)
-    case .pipe(let path):
-      guard let unix = try? SocketAddress(unixDomainSocketPath: path) else {
-        connectFailed(errno: ENAMETOOLONG, reason: "unix socket path too long: \(path)")
-        return
-      }
-      address = unix
-    case .dns(let name, _):
-      connectFailed(errno: EHOSTUNREACH, reason: "host \(name) is not resolved")
-      return
-    }
-    let limit = max(32 * 1024, cluster.config.perConnectionBufferLimitBytes)
     let connection: Connection
     do {
-      connection = try Connection(
-        connectingTo: address, reactor: downstream.reactor, bufferLimit: limit, bindTo: source)
+      connection = try Connection.upstream(to: host, of: cluster, reactor: downstream.reactor)
     } catch {
-      if error.errno == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
-      connectFailed(errno: error.errno, reason: error.description)
+      connectFailed(errno: error.errno, reason: error.reason)
       return
     }
     connection.callbacks = self
@@ -372,13 +353,4 @@ package final class TCPProxySession: ConnectionCallbacks {
     max(0, amount.nanoseconds / 1_000_000)
   }
 
-  /// The first configured source address of the destination's family, port 0.
-  static func sourceAddress(for destination: SocketAddress, in sources: [SocketAddress]) -> SocketAddress? {
-    sources.first { source in
-      switch (source, destination) {
-      case (.v4, .v4), (.v6, .v6): true
-      default: false
-      }
-    }
-  }
 }

@@ -1,4 +1,4 @@
-extension HTTPDownstreamHandler {
+extension HTTPConnectionManager {
   /// The life of one downstream HTTP/1.1 connection, without I/O: one stream at a time (pipelined
   /// requests wait as bytes until the response before them is complete), keep-alive or close after
   /// each response, tunnels after a 101, and what a FIN from the client means at each point.

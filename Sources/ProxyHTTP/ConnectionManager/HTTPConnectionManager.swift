@@ -6,19 +6,39 @@ internal import ProxyCore
   internal import Glibc
 #endif
 
-/// The downstream side of Envoy's HTTP connection manager for HTTP/1.1, and the owner of each
-/// request's state.
+/// What the HTTP connection manager needs from its downstream connection: one implementation per data path
+/// (the reactor's `Connection`, a NIO channel). Calls come on the connection's worker thread.
+protocol HTTPDownstreamIO: AnyObject {
+  /// The connection can take more output (below its high watermark).
+  var isWritable: Bool { get }
+  /// Queues `bytes` for the client (sent at once or at the next `flush`).
+  func write(_ bytes: ByteBuffer)
+  func flush()
+  /// Closes once everything queued is written.
+  func closeAfterPendingWrites()
+  /// Closes now (pending output is dropped).
+  func close()
+  /// Half-closes the client side once everything queued is written (a tunnel whose upstream ended).
+  func shutdownOutputAfterPendingWrites()
+  /// Reading may have to start or stop: ask `shouldRead()` again.
+  func updateReading()
+  /// Runs `timerFired()` at `deadline`, replacing a timer set before.
+  func scheduleTimer(at deadline: NIODeadline)
+  func cancelTimer()
+  /// Starts connecting `upstream` (which reports the outcome to its owner).
+  func connect(_ upstream: HTTPUpstreamConnection)
+}
+
+/// Envoy's HTTP connection manager for HTTP/1.1 without I/O: the owner of each request's state. It parses
+/// requests, routes them, answers locally or proxies them over the worker's upstream pools, and decides
+/// keep-alive, pipelining, upgrades, timeouts and resets; its `HTTPDownstreamIO` moves the bytes.
 ///
 /// Invariants: requests are parsed with the offset codec straight from the receive buffer (a
 /// cumulation buffer exists only while a head is partial or a pipelined request waits); bodies go
 /// out as slices of the receive buffer in both directions; one stream is active at a time, so
 /// responses leave in request order; reading stops only when a pipelined request is already
 /// waiting or the upstream cannot take more (backpressure follows the partner's writability).
-final class HTTPDownstreamHandler: ChannelDuplexHandler {
-  typealias InboundIn = ByteBuffer
-  typealias OutboundIn = ByteBuffer
-  typealias OutboundOut = ByteBuffer
-
+final class HTTPConnectionManager {
   /// One request/response exchange.
   final class Stream {
     let start = NIODeadline.now()
@@ -31,7 +51,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     var weighted: ForwardAction.WeightedCluster?
     var clusterState: HTTPClusterState?
     var host: UpstreamHost?
-    var upstream: HTTPUpstreamHandler?
+    var upstream: HTTPUpstreamConnection?
     /// Request bytes waiting for the upstream connection.
     var pendingUpstream = ByteBufferQueue()
     /// Request bytes written to a reused connection before any flush of them returned: if that
@@ -61,8 +81,9 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   private let stats: HTTPConnectionManagerStats
   private let connection: DownstreamConnection
   private let proxy: ProxyContext
-  private let pool: HTTPUpstreamPool
-  private var context: ChannelHandlerContext?
+  private let pool: HTTPUpstreamPool<HTTPUpstreamConnection>
+  /// The connection's I/O; released when the connection closes (that breaks the cycle with it).
+  private var io: (any HTTPDownstreamIO)?
   private var machine = StateMachine()
   private var stream: Stream?
   /// A partial head (idle) or the bytes of pipelined requests (while a stream is active).
@@ -71,22 +92,20 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   /// exists from that byte on, so the request-headers, request and stream-idle timeouts run from here and
   /// the connection idle timeout does not.
   private var headStart: NIODeadline?
-  private var readPending = false
   private var lastActivity = NIODeadline.now()
-  private var timer: Scheduled<Void>?
   private var timerDeadline: NIODeadline?
   private var closedCounted = false
-  private var initialBytes: ByteBuffer?
   private var rxUnreported: UInt64 = 0
   private var txUnreported: UInt64 = 0
   private var closedByPeer = false
   /// Between a downstream read and its read-complete, which flushes the upstream once for everything
   /// the reads wrote.
   private var inDownstreamRead = false
+  private static let allocator = ByteBufferAllocator()
 
   init(
     filter: HTTPConnectionManagerFilter, connection: DownstreamConnection, proxy: ProxyContext,
-    pool: HTTPUpstreamPool, initialBytes: ByteBuffer?
+    pool: HTTPUpstreamPool<HTTPUpstreamConnection>
   ) {
     self.filter = filter
     self.config = filter.config
@@ -94,38 +113,28 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     self.connection = connection
     self.proxy = proxy
     self.pool = pool
-    if let initialBytes, initialBytes.readableBytes > 0 { self.initialBytes = initialBytes }
   }
 
-  var isWritable: Bool { context?.channel.isWritable ?? false }
+  var isWritable: Bool { io?.isWritable ?? false }
 
-  // MARK: Channel events
+  // MARK: Events from the connection
 
-  func handlerAdded(context: ChannelHandlerContext) {
-    self.context = context
+  /// The connection is ready; `initialBytes` (read by listener filters) are handled as if just received.
+  func start(io: any HTTPDownstreamIO, initialBytes: ByteBuffer?) {
+    self.io = io
     stats.cxTotal.inc()
     stats.cxActive.inc()
     stats.cxHTTP1Total.inc()
     stats.cxHTTP1Active.inc()
     armTimer()
-    if var bytes = initialBytes {
-      initialBytes = nil
-      // Bytes the listener filters read are handled as if they had just arrived.
-      context.eventLoop.assumeIsolated().execute {
-        guard self.context != nil else { return }
-        self.received(&bytes)
-        self.flushUpstream()
-      }
+    if var bytes = initialBytes, bytes.readableBytes > 0 {
+      received(&bytes)
+      flushUpstream()
     }
   }
 
-  func handlerRemoved(context: ChannelHandlerContext) {
-    connectionClosed()
-    self.context = nil
-  }
-
-  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-    var bytes = unwrapInboundIn(data)
+  /// Bytes from the client; `readComplete()` follows the last read of a batch.
+  func read(_ bytes: inout ByteBuffer) {
     inDownstreamRead = true
     received(&bytes)
   }
@@ -164,7 +173,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
   }
 
-  func channelReadComplete(context: ChannelHandlerContext) {
+  func readComplete() {
     inDownstreamRead = false
     flushUpstream()
     reportBytes()
@@ -178,51 +187,43 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     if stream.unconfirmed != nil && stream.upstream === upstream { stream.unconfirmed = nil }
   }
 
-  func read(context: ChannelHandlerContext) {
+  /// Whether the connection should read now.
+  func shouldRead() -> Bool {
     let upstreamWritable: Bool
     if let stream {
       upstreamWritable = stream.upstream?.isWritable ?? stream.pendingUpstream.isEmpty
     } else {
       upstreamWritable = true
     }
-    if machine.shouldRead(
+    return machine.shouldRead(
       hasBacklog: pendingInput != nil && stream != nil, upstreamWritable: upstreamWritable,
-      downstreamWritable: context.channel.isWritable)
-    {
-      context.read()
+      downstreamWritable: io?.isWritable ?? false)
+  }
+
+  private func resumeReadingIfPaused() { io?.updateReading() }
+
+  /// The connection went below its low watermark (it can take output again).
+  func becameWritable() {
+    if let stream {
+      stream.upstream?.updateReading()
     } else {
-      readPending = true
+      // Pipelined requests held back while the client was not reading its responses.
+      processBacklog()
+      resumeReadingIfPaused()
     }
   }
 
-  private func resumeReadingIfPaused() {
-    guard readPending, let context else { return }
-    readPending = false
-    read(context: context)
+  /// The connection went above its high watermark: the upstream stops reading what it cannot take.
+  func becameUnwritable() {
+    stream?.upstream?.updateReading()
   }
 
-  func channelWritabilityChanged(context: ChannelHandlerContext) {
-    if context.channel.isWritable {
-      if let stream {
-        stream.upstream?.resumeReadingIfPaused()
-      } else {
-        // Pipelined requests held back while the client was not reading its responses.
-        processBacklog()
-        resumeReadingIfPaused()
-      }
-    }
-    context.fireChannelWritabilityChanged()
-  }
-
-  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-    guard case .inputClosed? = event as? ChannelEvent else {
-      context.fireUserInboundEventTriggered(event)
-      return
-    }
+  /// The client half-closed (FIN).
+  func inputClosed() {
     closedByPeer = true
     switch machine.clientInputClosed() {
     case .close:
-      context.close(promise: nil)
+      io?.close()
     case .resetStream:
       stats.rqRxReset.inc()
       resetStream(flag: "DC", details: "downstream_remote_disconnect")
@@ -233,23 +234,16 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
   }
 
-  func errorCaught(context: ChannelHandlerContext, error: any Error) {
-    context.close(promise: nil)
-  }
-
-  func channelInactive(context: ChannelHandlerContext) {
-    connectionClosed()
-    context.fireChannelInactive()
-  }
-
-  /// Runs once when the downstream goes away: resets what is in flight, stats.
-  private func connectionClosed() {
+  /// Runs once when the downstream goes away: resets what is in flight, stats; the I/O is released.
+  /// `byPeer`: the client closed or reset it.
+  func connectionClosed(byPeer: Bool = false) {
     guard !closedCounted else { return }
     closedCounted = true
+    if byPeer { closedByPeer = true }
+    io?.cancelTimer()
+    io = nil
     let wasTunnel = machine.isTunnel
     machine.close()
-    timer?.cancel()
-    timer = nil
     pendingInput = nil
     if let stream, !stream.finished {
       if stream.status == nil { stats.rqRxReset.inc() }
@@ -281,7 +275,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       // A client that pipelines requests and does not read the responses (local replies are written at
       // once) must not grow the output without bound: the next request waits until the responses before
       // it drained below the write watermark.
-      guard context?.channel.isWritable ?? false else { return }
+      guard io?.isWritable ?? false else { return }
       let result = bytes.withUnsafeReadableBytes { HTTP1HeadParser.parseRequest($0, limits: config.limits) }
       switch result {
       case .incomplete:
@@ -499,14 +493,15 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
         head, headBytes: headBytes, stream: stream, forward: forward, target: target, authority: authority,
         targetRewritten: targetRewritten, authorityRewritten: authorityRewritten)
       let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? false
-      var out = context!.channel.allocator.buffer(
+      var out = Self.allocator.buffer(
         capacity: HTTP1HeadWriter.capacity(
           for: head, rewrite: rewrite, bodyBytes: coalesce ? body?.readableBytes ?? 0 : 0))
       HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
       if head.expectsContinue && !config.proxy100Continue && head.version == .http11 {
-        var reply = context!.channel.allocator.buffer(capacity: 32)
+        var reply = Self.allocator.buffer(capacity: 32)
         HTTP1HeadWriter.writeContinue(into: &reply)
-        context!.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+        io?.write(reply)
+        io?.flush()
       }
       clusterState.rqTotal.inc()
       clusterState.rqActive.inc()
@@ -622,7 +617,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   private func acquireUpstream(
     _ stream: Stream, cluster: UpstreamCluster, host: UpstreamHost, allowPooled: Bool
   ) {
-    guard let context, let clusterState = stream.clusterState else { return }
+    guard let io, let clusterState = stream.clusterState else { return }
     if allowPooled, let pooled = pool.acquire(host: host, cluster: cluster) {
       attachUpstream(stream, pooled, reused: true)
       return
@@ -634,54 +629,35 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
         details: "upstream_reset_before_response_started{overflow}")
       return
     }
-    cluster.stats.cxTotal.inc()
-    cluster.stats.cxActive.inc()
-    host.connectionsTotal.wrappingAdd(1, ordering: .relaxed)
-    host.connectionsActive.wrappingAdd(1, ordering: .relaxed)
     clusterState.rqPendingTotal.inc()
     clusterState.rqPendingActive.inc()
     stream.connecting = true
-    let connectStart = NIODeadline.now()
-    let pool = self.pool
-    UpstreamConnector.connect(to: host, cluster: cluster, on: context.eventLoop)
-      .assumeIsolated()
-      .whenComplete { result in
-        clusterState.rqPendingActive.dec()
-        switch result {
-        case .success(let channel):
-          cluster.stats.cxConnectMs.record(Double((NIODeadline.now() - connectStart).nanoseconds) / 1_000_000)
-          let handler = HTTPUpstreamHandler(
-            host: host, cluster: cluster, clusterState: clusterState, pool: pool)
-          do {
-            try channel.pipeline.syncOperations.addHandler(handler)
-          } catch {
-            channel.close(promise: nil)
-            self.connectFailed(stream, cluster: cluster, host: host, error: error, countSlot: false)
-            return
-          }
-          guard self.stream === stream, !stream.finished, self.context != nil else {
-            handler.detach(reuse: true)  // nobody waits for it any more: keep it for the next request
-            return
-          }
-          stream.upstreamLocal = channel.localAddress
-          self.attachUpstream(stream, handler, reused: false)
-        case .failure(let error):
-          self.connectFailed(stream, cluster: cluster, host: host, error: error, countSlot: true)
-        }
-      }
+    let upstream = HTTPUpstreamConnection(
+      host: host, cluster: cluster, clusterState: clusterState, pool: pool, owner: self)
+    io.connect(upstream)
+  }
+
+  /// `upstream`, started by `acquireUpstream`, connected.
+  func upstreamConnected(_ upstream: HTTPUpstreamConnection) {
+    upstream.clusterState.rqPendingActive.dec()
+    guard let stream, stream.connecting, !stream.finished, io != nil else {
+      upstream.detach(reuse: true)  // nobody waits for it any more: keep it for the next request
+      return
+    }
+    stream.upstreamLocal = upstream.localAddress
+    attachUpstream(stream, upstream, reused: false)
+  }
+
+  /// `upstream`, started by `acquireUpstream`, could not connect (its accounting is already undone).
+  func upstreamConnectFailed(_ upstream: HTTPUpstreamConnection, reason: String, timedOut: Bool) {
+    upstream.clusterState.rqPendingActive.dec()
+    guard let stream, stream.connecting else { return }
+    connectFailed(stream, cluster: upstream.cluster, host: upstream.host, reason: reason, timedOut: timedOut)
   }
 
   private func connectFailed(
-    _ stream: Stream, cluster: UpstreamCluster, host: UpstreamHost, error: any Error, countSlot: Bool
+    _ stream: Stream, cluster: UpstreamCluster, host: UpstreamHost, reason: String, timedOut: Bool
   ) {
-    cluster.stats.cxConnectFail.inc()
-    if case ChannelError.connectTimeout = error { cluster.stats.cxConnectTimeout.inc() }
-    host.connectFailures.wrappingAdd(1, ordering: .relaxed)
-    if countSlot {
-      cluster.releaseConnectionSlot()
-      cluster.stats.cxActive.dec()
-      host.connectionsActive.wrappingSubtract(1, ordering: .relaxed)
-    }
     guard self.stream === stream, !stream.finished else { return }
     stream.connecting = false
     stream.pendingUpstream = ByteBufferQueue()
@@ -689,14 +665,14 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       "upstream connect failed",
       metadata: [
         "proxy.connection": "\(connection.id)", "proxy.cluster": "\(cluster.name)",
-        "proxy.upstream": "\(host.address)", "error": "\(error)",
+        "proxy.upstream": "\(host.address)", "error": "\(reason)",
       ])
     localReply(
       stream, status: 503, body: HTTP1LocalReplyText.upstreamConnectionFailure, flag: "UF",
       details: "upstream_reset_before_response_started{connection_failure}")
   }
 
-  private func attachUpstream(_ stream: Stream, _ upstream: HTTPUpstreamHandler, reused: Bool) {
+  private func attachUpstream(_ stream: Stream, _ upstream: HTTPUpstreamConnection, reused: Bool) {
     stream.connecting = false
     stream.upstream = upstream
     stream.upstreamStart = .now()
@@ -714,12 +690,12 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     resumeReadingIfPaused()
   }
 
-  // MARK: Called by the upstream handler (same loop)
+  // MARK: Called by the upstream connection (same worker)
 
   func upstreamResponseHead(
     _ head: HTTP1Head, bytes headBytes: ByteBuffer, body: ByteBuffer?, complete: Bool, framing: HTTP1Framing
   ) {
-    guard let stream, let context else { return }
+    guard let stream, let io else { return }
     let status = head.status ?? 502
     stream.status = status
     stream.unconfirmed = nil
@@ -777,19 +753,19 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
     let rewrite = HTTP1HeadRewrite(dropIndices: drop, addedHeaders: added)
     let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? true
-    var out = context.channel.allocator.buffer(
+    var out = Self.allocator.buffer(
       capacity: HTTP1HeadWriter.capacity(
         for: head, rewrite: rewrite, bodyBytes: coalesce ? body?.readableBytes ?? 0 : 0))
     HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
     stream.sent &+= UInt64(out.readableBytes)
-    context.write(wrapOutboundOut(out), promise: nil)
+    io.write(out)
     if let body, !coalesce {
       stream.sent &+= UInt64(body.readableBytes)
-      context.write(wrapOutboundOut(body), promise: nil)
+      io.write(body)
     }
     stream.clusterState?.countResponse(status: status)
     if action == .upgrade {
-      context.flush()
+      io.flush()
       // Bytes the client sent after its upgrade request belong to the tunnel.
       if let early = pendingInput, let upstream = stream.upstream {
         pendingInput = nil
@@ -832,25 +808,25 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   func upstreamResponseBody(_ bytes: ByteBuffer) {
-    guard let stream, let context else { return }
+    guard let stream, let io else { return }
     lastActivity = .now()
     stream.sent &+= UInt64(bytes.readableBytes)
-    context.write(wrapOutboundOut(bytes), promise: nil)
+    io.write(bytes)
   }
 
   func upstreamReadComplete() {
-    context?.flush()
+    io?.flush()
     reportBytes()
   }
 
   func upstreamResponseComplete(reusable: Bool) {
-    guard let stream, let context else { return }
+    guard let stream, io != nil else { return }
     let upstream = stream.upstream
     stream.upstream = nil
     let requestComplete = machine.stream?.requestComplete ?? false
     upstream?.detach(reuse: reusable && requestComplete)
     finishStream(stream)
-    afterResponse(context, dropBacklogOnClose: false)
+    afterResponse(dropBacklogOnClose: false)
   }
 
   /// The upstream connection closed (or reset) before the response ended.
@@ -892,35 +868,34 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
   }
 
-  func upstreamBecameWritable() {
+  /// The upstream connection's output went above or below its watermarks: reading may start or stop.
+  func upstreamWritabilityChanged() {
     resumeReadingIfPaused()
   }
 
   // Tunnel (after 101).
 
   func upstreamTunnelBytes(_ bytes: ByteBuffer) {
-    guard let context else { return }
+    guard let io else { return }
     lastActivity = .now()
     stream?.sent &+= UInt64(bytes.readableBytes)
-    context.write(wrapOutboundOut(bytes), promise: nil)
+    io.write(bytes)
   }
 
   func upstreamTunnelInputClosed() {
-    guard let context else { return }
+    guard let io else { return }
     if machine.inputClosed {
-      context.closeAfterPendingWrites()
+      io.closeAfterPendingWrites()
     } else {
-      let written = context.eventLoop.makePromise(of: Void.self)
-      context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
-      written.futureResult.assumeIsolated().whenComplete { _ in context.close(mode: .output, promise: nil) }
+      io.shutdownOutputAfterPendingWrites()
     }
   }
 
   func upstreamTunnelClosed() {
-    guard let context else { return }
+    guard let io else { return }
     stream?.upstream = nil
     machine.close()
-    context.closeAfterPendingWrites()
+    io.closeAfterPendingWrites()
   }
 
   // MARK: Local replies, resets, completion
@@ -933,7 +908,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     _ stream: Stream, status: Int, body: String, flag: String?, details: String, applyRoute: Bool = false,
     extra: [(name: String, value: String)] = []
   ) {
-    guard let context else { return }
+    guard let io else { return }
     if let flag { stream.flags.append(flag) }
     stream.details = details
     stream.status = status
@@ -961,26 +936,26 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
         headers.append((addition.name, addition.value))
       }
     }
-    var out = context.channel.allocator.buffer(capacity: 160 + body.utf8.count)
+    var out = Self.allocator.buffer(capacity: 160 + body.utf8.count)
     HTTP1HeadWriter.writeLocalReply(
       status: status, body: body, extraHeaders: headers, close: close, isHeadRequest: stream.isHead,
       into: &out)
     stream.sent &+= UInt64(out.readableBytes)
-    context.write(wrapOutboundOut(out), promise: nil)
+    io.write(out)
     finishStream(stream)
-    afterResponse(context, dropBacklogOnClose: true)
+    afterResponse(dropBacklogOnClose: true)
   }
 
   /// The response is complete: close, or go on with pipelined requests already read.
-  private func afterResponse(_ context: ChannelHandlerContext, dropBacklogOnClose: Bool) {
+  private func afterResponse(dropBacklogOnClose: Bool) {
     switch machine.responseCompleted() {
     case .close:
       self.stream = nil
       if dropBacklogOnClose { pendingInput = nil }
-      context.closeAfterPendingWrites()
+      io?.closeAfterPendingWrites()
     case .keepAlive:
       self.stream = nil
-      context.flush()
+      io?.flush()
       armTimer()
       processBacklog()
       resumeReadingIfPaused()
@@ -1033,7 +1008,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     }
     stream = nil
     pendingInput = nil
-    context?.close(promise: nil)
+    io?.close()
   }
 
   /// Stats, host counters and the access log of a stream, once.
@@ -1115,18 +1090,16 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
   }
 
   private func armTimer() {
-    guard let context, let deadline = nextDeadline() else { return }
-    if let armed = timerDeadline, armed <= deadline, timer != nil { return }
-    timer?.cancel()
+    guard let io, let deadline = nextDeadline() else { return }
+    if let armed = timerDeadline, armed <= deadline { return }
     timerDeadline = deadline
-    let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-    timer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.timerFired() }
+    io.scheduleTimer(at: deadline)
   }
 
-  private func timerFired() {
-    timer = nil
+  /// The timer set through `scheduleTimer(at:)` fired.
+  func timerFired() {
     timerDeadline = nil
-    guard context != nil, !machine.isClosing else { return }
+    guard io != nil, !machine.isClosing else { return }
     let now = NIODeadline.now()
     if let stream {
       if let deadline = stream.routeDeadline, now >= deadline {
@@ -1180,7 +1153,7 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
     } else if let t = config.idleTimeout, now >= lastActivity + t {
       stats.cxIdleTimeout.inc()
       machine.close()
-      context?.close(promise: nil)
+      io?.close()
       return
     }
     armTimer()
@@ -1198,8 +1171,6 @@ final class HTTPDownstreamHandler: ChannelDuplexHandler {
       txUnreported = 0
     }
   }
-
-  /// Writes an empty buffer behind everything queued and closes once it is written.
 
   /// Configured header mutations on a head: fields to drop (`indices` finds a name's fields) and lines to
   /// add. `absentAmongAdded`: `addIfAbsent` also looks at the lines added so far.

@@ -1,11 +1,13 @@
 internal import EnvoyAPI
 package import NIOCore
 package import ProxyCore
+package import ProxyEngine
 internal import SwiftProtobuf
 
-/// `envoy.filters.network.http_connection_manager` as a terminal filter: installs the HTTP/1.1
-/// downstream handler, which routes each request and proxies it over this loop's upstream pools.
-package struct HTTPConnectionManagerFilter: TerminalNetworkFilter {
+/// `envoy.filters.network.http_connection_manager` as a terminal filter: an `HTTPConnectionManager` per
+/// connection, which routes each request and proxies it over the worker's upstream pools — on the reactor
+/// (`serve`), or on a NIO channel (`install`) for listeners that still run there.
+package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTerminalFilter {
   package let config: HTTPConnectionManagerConfig
   let stats: HTTPConnectionManagerStats
   let accessLogFormats: [(path: String, format: AccessLogFormat)]
@@ -30,10 +32,20 @@ package struct HTTPConnectionManagerFilter: TerminalNetworkFilter {
     on channel: any Channel, connection: DownstreamConnection, context: ProxyContext,
     initialBytes: ByteBuffer?
   ) throws {
-    let handler = HTTPDownstreamHandler(
-      filter: self, connection: connection, proxy: context, pool: pools.pool(on: channel.eventLoop),
-      initialBytes: initialBytes)
-    try channel.pipeline.syncOperations.addHandler(handler)
+    let manager = HTTPConnectionManager(
+      filter: self, connection: connection, proxy: context, pool: pools.pool(on: channel.eventLoop))
+    try channel.pipeline.syncOperations.addHandler(
+      HTTPDownstreamHandler(manager: manager, initialBytes: initialBytes))
+  }
+
+  package func serve(
+    _ connection: Connection, info: DownstreamConnection, proxy: ProxyContext, initialBytes: ByteBuffer?,
+    accounting: ListenerConnectionAccounting
+  ) {
+    let manager = HTTPConnectionManager(
+      filter: self, connection: info, proxy: proxy, pool: pools.pool(on: connection.reactor))
+    ReactorHTTPDownstream.start(
+      connection, manager: manager, initialBytes: initialBytes, accounting: accounting)
   }
 
   /// Registers the HTTP connection manager's type and name with the network filter registry. Every HCM

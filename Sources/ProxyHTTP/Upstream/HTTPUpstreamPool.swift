@@ -1,15 +1,23 @@
 internal import EnvoyAPI
 internal import NIOCore
 internal import ProxyCore
+internal import ProxyEngine
 internal import SwiftProtobuf
 internal import Synchronization
 
-/// The HTTP/1.1 connection pools of one event loop: per (cluster, host) a LIFO stack of idle
-/// keep-alive connections, per cluster the cached HTTP stats, and the loop's request-id generator. Only
-/// ever touched on its loop, so it takes no lock; the directory that finds it takes one per downstream
-/// connection, not per request.
-final class HTTPUpstreamPool {
-  let eventLoop: any EventLoop
+/// An upstream HTTP/1.1 connection a pool can hold while it is idle.
+protocol PooledHTTPUpstream: AnyObject {
+  var host: UpstreamHost { get }
+  var cluster: UpstreamCluster { get }
+  /// Idle, open and allowed to serve another request.
+  var isReusable: Bool { get }
+  func close()
+}
+
+/// The HTTP/1.1 connection pools of one worker (an event loop, or a reactor): per (cluster, host) a LIFO
+/// stack of idle keep-alive connections, per cluster the cached HTTP stats, and the worker's request-id
+/// generator. Only ever touched on its worker, so it takes no lock.
+final class HTTPUpstreamPool<Upstream: PooledHTTPUpstream> {
   let requestIDs = RequestIDGenerator()
   private var idle: [ObjectIdentifier: IdleStack] = [:]
   private var clusters: [ObjectIdentifier: HTTPClusterState] = [:]
@@ -17,14 +25,12 @@ final class HTTPUpstreamPool {
   /// The idle connections to one host, most recently used last. A class, so pushing and popping
   /// mutate its array in place without going through the dictionary.
   private final class IdleStack {
-    var handlers: [HTTPUpstreamHandler] = []
+    var connections: [Upstream] = []
   }
 
-  init(eventLoop: any EventLoop) {
-    self.eventLoop = eventLoop
-  }
+  init() {}
 
-  /// The loop-local state of a cluster (stats cache, idle timeout), created on first use.
+  /// The worker-local state of a cluster (stats cache, idle timeout), created on first use.
   func state(for cluster: UpstreamCluster) -> HTTPClusterState {
     let key = ObjectIdentifier(cluster)
     if let state = clusters[key] { return state }
@@ -34,52 +40,59 @@ final class HTTPUpstreamPool {
   }
 
   /// The most recently used idle connection to `host`, if any is still open.
-  func acquire(host: UpstreamHost, cluster: UpstreamCluster) -> HTTPUpstreamHandler? {
+  func acquire(host: UpstreamHost, cluster: UpstreamCluster) -> Upstream? {
     guard let stack = idle[ObjectIdentifier(host)] else { return nil }
-    while let handler = stack.handlers.popLast() {
-      if handler.isReusable && handler.cluster === cluster { return handler }
-      handler.close()
+    while let connection = stack.connections.popLast() {
+      if connection.isReusable && connection.cluster === cluster { return connection }
+      connection.close()
     }
     return nil
   }
 
   /// Puts a connection whose response completed back on its host's stack.
-  func release(_ handler: HTTPUpstreamHandler) {
-    let key = ObjectIdentifier(handler.host)
+  func release(_ connection: Upstream) {
+    let key = ObjectIdentifier(connection.host)
     if let stack = idle[key] {
-      stack.handlers.append(handler)
+      stack.connections.append(connection)
     } else {
       let stack = IdleStack()
-      stack.handlers.append(handler)
+      stack.connections.append(connection)
       idle[key] = stack
     }
   }
 
   /// Forgets a pooled connection that closed or timed out; an emptied stack is dropped.
-  func remove(_ handler: HTTPUpstreamHandler) {
-    let key = ObjectIdentifier(handler.host)
+  func remove(_ connection: Upstream) {
+    let key = ObjectIdentifier(connection.host)
     guard let stack = idle[key] else { return }
-    if let index = stack.handlers.firstIndex(where: { $0 === handler }) { stack.handlers.remove(at: index) }
-    if stack.handlers.isEmpty { idle[key] = nil }
+    if let index = stack.connections.firstIndex(where: { $0 === connection }) {
+      stack.connections.remove(at: index)
+    }
+    if stack.connections.isEmpty { idle[key] = nil }
   }
 
   /// Idle connections to `host` (for tests and /clusters).
-  func idleCount(host: UpstreamHost) -> Int { idle[ObjectIdentifier(host)]?.handlers.count ?? 0 }
+  func idleCount(host: UpstreamHost) -> Int { idle[ObjectIdentifier(host)]?.connections.count ?? 0 }
 }
 
-/// Finds the pool of the current event loop. Pools are created on their loop (NIOLoopBound must be).
+/// Finds the pool of the current event loop (NIO) or reactor. Pools are created on their worker.
 package final class HTTPUpstreamPoolDirectory: Sendable {
-  private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<HTTPUpstreamPool>]>([:])
+  private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<HTTPUpstreamPool<HTTPUpstreamConnection>>]>([:])
 
   package init() {}
 
+  /// The pool of `reactor` (on its thread).
+  func pool(on reactor: Reactor) -> HTTPUpstreamPool<HTTPUpstreamConnection> {
+    reactor.local(for: self) { HTTPUpstreamPool<HTTPUpstreamConnection>() }
+  }
+
   /// Must be called on `eventLoop`.
-  func pool(on eventLoop: any EventLoop) -> HTTPUpstreamPool {
+  func pool(on eventLoop: any EventLoop) -> HTTPUpstreamPool<HTTPUpstreamConnection> {
     eventLoop.preconditionInEventLoop()
     let key = ObjectIdentifier(eventLoop)
     return pools.withLock { pools in
       if let bound = pools[key] { return bound.value }
-      let pool = HTTPUpstreamPool(eventLoop: eventLoop)
+      let pool = HTTPUpstreamPool<HTTPUpstreamConnection>()
       pools[key] = NIOLoopBound(pool, eventLoop: eventLoop)
       return pool
     }

@@ -1,0 +1,138 @@
+internal import NIOCore
+internal import ProxyCore
+internal import ProxyEngine
+
+#if canImport(Glibc)
+  internal import Glibc
+#endif
+
+/// An upstream HTTP/1.1 connection on the reactor: the transport of an `HTTPUpstreamConnection`, with the
+/// connect timeout and the pooled connection's idle check as the connection's timers.
+final class ReactorHTTPUpstream: ConnectionCallbacks, HTTPUpstreamIO {
+  private let connection: Connection
+  private let core: HTTPUpstreamConnection
+  private var connected = false
+  /// Reading is disabled by this shell (one count of the connection's read-disable).
+  private var paused = false
+  private var aboveHighWatermark = false
+  private var connectTimer = TimerID.none
+  private var idleTimer = TimerID.none
+  private var output = PendingOutput()
+
+  private static let connectKind: UInt32 = 1
+  private static let idleKind: UInt32 = 2
+
+  private init(connection: Connection, core: HTTPUpstreamConnection) {
+    self.connection = connection
+    self.core = core
+  }
+
+  /// Starts connecting `core` on `reactor`; the outcome reaches `core` (at once if the connect fails).
+  static func connect(_ core: HTTPUpstreamConnection, reactor: Reactor) {
+    let connection: Connection
+    do {
+      connection = try Connection.upstream(to: core.host, of: core.cluster, reactor: reactor)
+    } catch {
+      core.connectFailed(reason: error.reason, timedOut: false)
+      return
+    }
+    let shell = ReactorHTTPUpstream(connection: connection, core: core)
+    connection.callbacks = shell
+    connection.halfCloseEnabled = true
+    core.bind(io: shell)
+    shell.connectTimer = connection.makeTimer(kind: connectKind)
+    reactor.arm(
+      shell.connectTimer,
+      afterMilliseconds: max(0, core.cluster.config.connectTimeout.nanoseconds / 1_000_000))
+  }
+
+  // MARK: HTTPUpstreamIO
+
+  var isWritable: Bool { !aboveHighWatermark && connection.state != .closed }
+  var localAddress: SocketAddress? { connection.localAddress }
+
+  func write(_ bytes: ByteBuffer) { output.append(bytes) }
+
+  /// Sends what is queued; a failed send closes the connection inside this call (`core.closed()`), which
+  /// is how a request on a pooled connection the upstream had reset is noticed and sent again.
+  func flush() { output.flush(to: connection) }
+
+  func close() {
+    output.drop()
+    connection.close(.noFlush)
+  }
+
+  func shutdownOutputAfterPendingWrites() {
+    output.flush(to: connection)
+    connection.shutdownWrite()
+  }
+
+  func updateReading() {
+    guard connection.state == .open else { return }
+    let wanted = core.shouldRead()
+    if wanted && paused {
+      paused = false
+      connection.readDisable(false)
+    } else if !wanted && !paused {
+      paused = true
+      connection.readDisable(true)
+    }
+  }
+
+  func scheduleIdleCheck(at deadline: NIODeadline) {
+    guard connection.state != .closed else { return }
+    if idleTimer == .none { idleTimer = connection.makeTimer(kind: Self.idleKind) }
+    guard !connection.reactor.isArmed(idleTimer) else { return }
+    connection.reactor.arm(idleTimer, afterMilliseconds: ReactorHTTPDownstream.millisecondsUntil(deadline))
+  }
+
+  // MARK: ConnectionCallbacks
+
+  func onData(_ connection: Connection, endStream: Bool) {
+    var bytes = connection.takeReadBuffer()
+    core.read(&bytes)
+    bytes.moveReaderIndex(to: bytes.writerIndex)
+    connection.returnReadBuffer(&bytes)
+    core.readComplete()
+    if endStream { core.inputClosed() }
+    updateReading()
+  }
+
+  func onEvent(_ connection: Connection, _ event: ConnectionEvent) {
+    switch event {
+    case .connected:
+      connected = true
+      connection.reactor.cancel(connectTimer)
+      core.didConnect()
+      updateReading()
+    case .connectFailed(let code):
+      core.connectFailed(reason: String(cString: strerror(code)), timedOut: false)
+    case .remoteClose, .localClose:
+      core.closed()
+    }
+  }
+
+  func onAboveWriteBufferHighWatermark(_ connection: Connection) {
+    aboveHighWatermark = true
+    core.writabilityChanged()
+  }
+
+  func onBelowWriteBufferLowWatermark(_ connection: Connection) {
+    aboveHighWatermark = false
+    core.writabilityChanged()
+  }
+
+  func onTimer(_ connection: Connection, kind: UInt32) {
+    switch kind {
+    case Self.connectKind:
+      guard !connected else { return }
+      connection.callbacks = nil
+      connection.close(.noFlush)
+      core.connectFailed(reason: "connect timeout", timedOut: true)
+    case Self.idleKind:
+      core.idleCheck()
+    default:
+      break
+    }
+  }
+}
