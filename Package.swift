@@ -94,8 +94,9 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
-    // The proxy's L4 core: listeners, original-dst hand-off, filter-chain match, tcp_proxy, clusters,
-    // load balancing, drain, the stats store. Data path in ChannelHandlers, one event loop per connection.
+    // The proxy's L4 core without I/O: listener and cluster models, the listener manager, filter-chain
+    // match, tcp_proxy's config and stats, clusters (DNS resolution on NIO's thread pool), load balancing,
+    // drain, the stats store.
     .target(
       name: "ProxyCore",
       dependencies: [
@@ -110,7 +111,8 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     // The data path's I/O: one reactor per worker (epoll, timer wheel, eventfd), the connection slab,
-    // `Connection` and `TransportSocket`, listening sockets, tcp_proxy on the reactor. No NIO channels.
+    // `Connection` and `TransportSocket`, listening sockets and the accept path (hand-off, listener
+    // filters), tcp_proxy on the reactor. No NIO channels.
     // C shim over epoll, eventfd and accept4 (not exported by Glibc's Swift module).
     .target(name: "CReactor"),
     .target(
@@ -125,7 +127,7 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     // The HTTP connection manager: a strict framing-only HTTP/1.1 codec over the receive buffer, routing,
-    // the router filter and upstream connection pools. Data path in ChannelHandlers.
+    // the router filter and upstream connection pools, as I/O-free cores on the reactor's connections.
     .target(
       name: "ProxyHTTP",
       dependencies: [
@@ -135,7 +137,6 @@ let package = Package(
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "NIOCore", package: "swift-nio"),
-        .product(name: "NIOPosix", package: "swift-nio"),
       ],
       swiftSettings: swiftSettings
     ),

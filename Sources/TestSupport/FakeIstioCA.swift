@@ -33,7 +33,8 @@ package struct TestCertificateAuthority: Sendable {
     let now = Date()
     let certificate = try Certificate(
       version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: now - 300,
-      notValidAfter: now + 86_400, issuer: root.subject, subject: try DistinguishedName { CommonName(dnsName) },
+      notValidAfter: now + 86_400, issuer: root.subject,
+      subject: try DistinguishedName { CommonName(dnsName) },
       signatureAlgorithm: .ecdsaWithSHA256,
       extensions: try Certificate.Extensions {
         Critical(BasicConstraints.notCertificateAuthority)
@@ -135,7 +136,9 @@ package final class FakeIstioCA: Sendable {
         certSigner: message.metadata.fields["CertSigner"]?.stringValue)
       let (failure, expected, leafOnly) = state.withLock { state in
         state.requests.append(recorded)
-        return (state.failures.isEmpty ? nil : state.failures.removeFirst(), state.expectedToken, state.leafOnly)
+        return (
+          state.failures.isEmpty ? nil : state.failures.removeFirst(), state.expectedToken, state.leafOnly
+        )
       }
       if let failure { throw RPCError(code: failure, message: "injected failure") }
       guard authorization == "Bearer \(expected)" else {

@@ -79,170 +79,173 @@ func spin(_ reactor: Reactor, iterations: Int = 500, until condition: () -> Bool
   return condition()
 }
 
-@Suite("Connection: buffers, watermarks, half-close, timers (socket pairs, one reactor driven here)")
-struct ConnectionTests {
-  @Test("a write the kernel takes only in part is kept, raises the high watermark, and drains in order")
-  func partialWritesAndWatermarks() throws {
-    let reactor = try Reactor(name: "test")
-    let pair = socketPair(sendBuffer: 16 * 1024)
-    defer { close(pair.peer) }
-    let connection = try Connection(accepted: pair.ours, reactor: reactor, bufferLimit: 64 * 1024)
-    let recorder = Recorder()
-    connection.callbacks = recorder
-    let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-    var buffer = ByteBuffer(bytes: payload)
-    connection.write(&buffer)
-    #expect(buffer.readableBytes == 0)  // consumed: the connection keeps what the kernel did not take
-    #expect(connection.bufferedOutput > 64 * 1024)
-    #expect(recorder.above == 1)
-    var received: [UInt8] = []
-    #expect(
-      spin(reactor, iterations: 5000) {
-        received += drain(pair.peer)
-        return received.count == payload.count
-      })
-    #expect(received == payload)
-    #expect(connection.bufferedOutput == 0)
-    #expect(recorder.below == 1)
-    #expect(!connection.holdsBuffers)  // the write buffer went back
-    connection.close(.noFlush)
-  }
-
-  @Test("the peer's FIN arrives as endStream; we can still write; our shutdown then closes")
-  func halfCloseByPeer() throws {
-    let reactor = try Reactor(name: "test")
-    let pair = socketPair()
-    defer { close(pair.peer) }
-    let connection = try Connection(accepted: pair.ours, reactor: reactor)
-    let recorder = Recorder()
-    connection.callbacks = recorder
-    _ = write(pair.peer, "ping", 4)
-    shutdown(pair.peer, Int32(SHUT_WR))
-    #expect(spin(reactor) { recorder.endStream })
-    #expect(recorder.data == Array("ping".utf8))
-    #expect(connection.state == .open)
-    var reply = ByteBuffer(string: "pong")
-    connection.write(&reply, endStream: true)
-    #expect(drain(pair.peer) == Array("pong".utf8))
-    #expect(connection.state == .closed)
-    #expect(recorder.events == [.remoteClose(nil)])
-    var byte: UInt8 = 0
-    #expect(read(pair.peer, &byte, 1) == 0)  // EOF after pong
-  }
-
-  @Test("our shutdown first: the peer sees EOF and may still send until it closes")
-  func halfCloseByUs() throws {
-    let reactor = try Reactor(name: "test")
-    let pair = socketPair()
-    let connection = try Connection(accepted: pair.ours, reactor: reactor)
-    let recorder = Recorder()
-    connection.callbacks = recorder
-    connection.shutdownWrite()
-    var byte: UInt8 = 0
-    #expect(read(pair.peer, &byte, 1) == 0)
-    _ = write(pair.peer, "late", 4)
-    close(pair.peer)
-    #expect(spin(reactor) { connection.state == .closed })
-    #expect(recorder.data == Array("late".utf8))
-    #expect(recorder.endStream)
-  }
-
-  @Test("close(.flushWrite) writes pending output before closing; .noFlush drops it")
-  func closeModes() throws {
-    let reactor = try Reactor(name: "test")
-    let pair = socketPair(sendBuffer: 8 * 1024)
-    defer { close(pair.peer) }
-    let connection = try Connection(accepted: pair.ours, reactor: reactor)
-    var payload = ByteBuffer(repeating: 7, count: 300_000)
-    connection.write(&payload)
-    connection.close(.flushWrite)
-    #expect(connection.state == .open)  // waiting for the output to drain
-    var received = 0
-    #expect(
-      spin(reactor, iterations: 5000) {
-        received += drain(pair.peer).count
-        return connection.state == .closed
-      })
-    received += drain(pair.peer).count
-    #expect(received == 300_000)
-  }
-
-  @Test("a connection's timer reports to its callbacks; closing destroys it")
-  func timers() throws {
-    let reactor = try Reactor(name: "test")
-    let pair = socketPair()
-    defer { close(pair.peer) }
-    let connection = try Connection(accepted: pair.ours, reactor: reactor)
-    let recorder = Recorder()
-    connection.callbacks = recorder
-    let timer = connection.makeTimer(kind: 5)
-    reactor.arm(timer, afterMilliseconds: 20)
-    #expect(spin(reactor) { recorder.timers == [5] })
-    reactor.arm(timer, afterMilliseconds: 20)
-    connection.close(.noFlush)
-    #expect(reactor.armedTimers == 0)
-  }
-
-  @Test(
-    "a refused loopback connect fails inside the constructor (the handshake is synchronous) and frees the fd")
-  func connectRefused() throws {
-    let reactor = try Reactor(name: "test")
-    // A port nothing listens on: bind one and close it.
-    let probe = loopbackSocket(listening: false)
-    close(probe.fd)
-    let before = openFileCount()
-    #expect(
-      throws: SystemCallError("connect", errno: ECONNREFUSED, context: "to [IPv4]127.0.0.1:\(probe.port)")
-    ) {
-      _ = try Connection(
-        connectingTo: try SocketAddress(ipAddress: "127.0.0.1", port: probe.port), reactor: reactor)
+extension SocketSuites {
+  @Suite("Connection: buffers, watermarks, half-close, timers (socket pairs, one reactor driven here)")
+  struct ConnectionTests {
+    @Test("a write the kernel takes only in part is kept, raises the high watermark, and drains in order")
+    func partialWritesAndWatermarks() throws {
+      let reactor = try Reactor(name: "test")
+      let pair = socketPair(sendBuffer: 16 * 1024)
+      defer { close(pair.peer) }
+      let connection = try Connection(accepted: pair.ours, reactor: reactor, bufferLimit: 64 * 1024)
+      let recorder = Recorder()
+      connection.callbacks = recorder
+      let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+      var buffer = ByteBuffer(bytes: payload)
+      connection.write(&buffer)
+      #expect(buffer.readableBytes == 0)  // consumed: the connection keeps what the kernel did not take
+      #expect(connection.bufferedOutput > 64 * 1024)
+      #expect(recorder.above == 1)
+      var received: [UInt8] = []
+      #expect(
+        spin(reactor, iterations: 5000) {
+          received += drain(pair.peer)
+          return received.count == payload.count
+        })
+      #expect(received == payload)
+      #expect(connection.bufferedOutput == 0)
+      #expect(recorder.below == 1)
+      #expect(!connection.holdsBuffers)  // the write buffer went back
+      connection.close(.noFlush)
     }
-    #expect(reactor.handleCount == 0)
-    #expect(openFileCount() == before)
-  }
 
-  @Test("a connect still in flight is reported by an event once it fails (a non-loopback address)")
-  func connectFailsLater() throws {
-    let reactor = try Reactor(name: "test")
-    // 192.0.2.1 (TEST-NET-1) is not routed here: the connect fails with ENETUNREACH at once, or stays in flight
-    // until the connection's own timer; either way nothing is left open.
-    let address = try SocketAddress(ipAddress: "192.0.2.1", port: 9)
-    let connection: Connection
-    do throws(SystemCallError) {
-      connection = try Connection(connectingTo: address, reactor: reactor)
-    } catch {
-      #expect([ENETUNREACH, EHOSTUNREACH, EACCES].contains(error.errno))
+    @Test("the peer's FIN arrives as endStream; we can still write; our shutdown then closes")
+    func halfCloseByPeer() throws {
+      let reactor = try Reactor(name: "test")
+      let pair = socketPair()
+      defer { close(pair.peer) }
+      let connection = try Connection(accepted: pair.ours, reactor: reactor)
+      let recorder = Recorder()
+      connection.callbacks = recorder
+      _ = write(pair.peer, "ping", 4)
+      shutdown(pair.peer, Int32(SHUT_WR))
+      #expect(spin(reactor) { recorder.endStream })
+      #expect(recorder.data == Array("ping".utf8))
+      #expect(connection.state == .open)
+      var reply = ByteBuffer(string: "pong")
+      connection.write(&reply, endStream: true)
+      #expect(drain(pair.peer) == Array("pong".utf8))
+      #expect(connection.state == .closed)
+      #expect(recorder.events == [.remoteClose(nil)])
+      var byte: UInt8 = 0
+      #expect(read(pair.peer, &byte, 1) == 0)  // EOF after pong
+    }
+
+    @Test("our shutdown first: the peer sees EOF and may still send until it closes")
+    func halfCloseByUs() throws {
+      let reactor = try Reactor(name: "test")
+      let pair = socketPair()
+      let connection = try Connection(accepted: pair.ours, reactor: reactor)
+      let recorder = Recorder()
+      connection.callbacks = recorder
+      connection.shutdownWrite()
+      var byte: UInt8 = 0
+      #expect(read(pair.peer, &byte, 1) == 0)
+      _ = write(pair.peer, "late", 4)
+      close(pair.peer)
+      #expect(spin(reactor) { connection.state == .closed })
+      #expect(recorder.data == Array("late".utf8))
+      #expect(recorder.endStream)
+    }
+
+    @Test("close(.flushWrite) writes pending output before closing; .noFlush drops it")
+    func closeModes() throws {
+      let reactor = try Reactor(name: "test")
+      let pair = socketPair(sendBuffer: 8 * 1024)
+      defer { close(pair.peer) }
+      let connection = try Connection(accepted: pair.ours, reactor: reactor)
+      var payload = ByteBuffer(repeating: 7, count: 300_000)
+      connection.write(&payload)
+      connection.close(.flushWrite)
+      #expect(connection.state == .open)  // waiting for the output to drain
+      var received = 0
+      #expect(
+        spin(reactor, iterations: 5000) {
+          received += drain(pair.peer).count
+          return connection.state == .closed
+        })
+      received += drain(pair.peer).count
+      #expect(received == 300_000)
+    }
+
+    @Test("a connection's timer reports to its callbacks; closing destroys it")
+    func timers() throws {
+      let reactor = try Reactor(name: "test")
+      let pair = socketPair()
+      defer { close(pair.peer) }
+      let connection = try Connection(accepted: pair.ours, reactor: reactor)
+      let recorder = Recorder()
+      connection.callbacks = recorder
+      let timer = connection.makeTimer(kind: 5)
+      reactor.arm(timer, afterMilliseconds: 20)
+      #expect(spin(reactor) { recorder.timers == [5] })
+      reactor.arm(timer, afterMilliseconds: 20)
+      connection.close(.noFlush)
+      #expect(reactor.armedTimers == 0)
+    }
+
+    @Test(
+      "a refused loopback connect fails inside the constructor (the handshake is synchronous) and frees the fd"
+    )
+    func connectRefused() throws {
+      let reactor = try Reactor(name: "test")
+      // A port nothing listens on: bind one and close it.
+      let probe = loopbackSocket(listening: false)
+      close(probe.fd)
+      let before = openFileCount()
+      #expect(
+        throws: SystemCallError("connect", errno: ECONNREFUSED, context: "to [IPv4]127.0.0.1:\(probe.port)")
+      ) {
+        _ = try Connection(
+          connectingTo: try SocketAddress(ipAddress: "127.0.0.1", port: probe.port), reactor: reactor)
+      }
       #expect(reactor.handleCount == 0)
-      return
+      #expect(openFileCount() == before)
     }
-    let recorder = Recorder()
-    connection.callbacks = recorder
-    #expect(connection.state == .connecting)
-    connection.close(.noFlush)
-    #expect(recorder.events == [.localClose])
-    #expect(reactor.handleCount == 0)
-  }
 
-  @Test("a hang-up while reading is disabled parks the fd instead of waking the reactor in a loop")
-  func hangUpWhileNotReading() throws {
-    let reactor = try Reactor(name: "test")
-    let pair = socketPair()
-    let connection = try Connection(accepted: pair.ours, reactor: reactor)
-    let recorder = Recorder()
-    connection.callbacks = recorder
-    connection.readDisable(true)
-    connection.shutdownWrite()
-    _ = write(pair.peer, "tail", 4)
-    close(pair.peer)  // both directions now shut: EPOLLHUP is level-triggered
-    let start = MonotonicClock.milliseconds()
-    var wakeUps = 0
-    while MonotonicClock.milliseconds() - start < 100 {
-      reactor.runOnce(timeoutMilliseconds: 20)
-      wakeUps += 1
+    @Test("a connect still in flight is reported by an event once it fails (a non-loopback address)")
+    func connectFailsLater() throws {
+      let reactor = try Reactor(name: "test")
+      // 192.0.2.1 (TEST-NET-1) is not routed here: the connect fails with ENETUNREACH at once, or stays in flight
+      // until the connection's own timer; either way nothing is left open.
+      let address = try SocketAddress(ipAddress: "192.0.2.1", port: 9)
+      let connection: Connection
+      do throws(SystemCallError) {
+        connection = try Connection(connectingTo: address, reactor: reactor)
+      } catch {
+        #expect([ENETUNREACH, EHOSTUNREACH, EACCES].contains(error.errno))
+        #expect(reactor.handleCount == 0)
+        return
+      }
+      let recorder = Recorder()
+      connection.callbacks = recorder
+      #expect(connection.state == .connecting)
+      connection.close(.noFlush)
+      #expect(recorder.events == [.localClose])
+      #expect(reactor.handleCount == 0)
     }
-    #expect(wakeUps < 20)  // ~5 timeouts of 20 ms, not thousands of HUP wake-ups
-    connection.readDisable(false)
-    #expect(spin(reactor) { connection.state == .closed })
-    #expect(recorder.data == Array("tail".utf8))
+
+    @Test("a hang-up while reading is disabled parks the fd instead of waking the reactor in a loop")
+    func hangUpWhileNotReading() throws {
+      let reactor = try Reactor(name: "test")
+      let pair = socketPair()
+      let connection = try Connection(accepted: pair.ours, reactor: reactor)
+      let recorder = Recorder()
+      connection.callbacks = recorder
+      connection.readDisable(true)
+      connection.shutdownWrite()
+      _ = write(pair.peer, "tail", 4)
+      close(pair.peer)  // both directions now shut: EPOLLHUP is level-triggered
+      let start = MonotonicClock.milliseconds()
+      var wakeUps = 0
+      while MonotonicClock.milliseconds() - start < 100 {
+        reactor.runOnce(timeoutMilliseconds: 20)
+        wakeUps += 1
+      }
+      #expect(wakeUps < 20)  // ~5 timeouts of 20 ms, not thousands of HUP wake-ups
+      connection.readDisable(false)
+      #expect(spin(reactor) { connection.state == .closed })
+      #expect(recorder.data == Array("tail".utf8))
+    }
   }
 }

@@ -108,106 +108,108 @@ func openFileCount() -> Int {
   (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
 
-@Suite("tcp_proxy on the reactor, over real sockets", .timeLimit(.minutes(2)))
-struct TCPProxySessionTests {
-  @Test("echo through the proxy with half-close, and the byte stats")
-  func echoWithHalfClose() async throws {
-    let upstream = try LoopbackServer(.echo)
-    defer { upstream.close() }
-    let proxy = try await EngineTCPHarness(cluster: try staticCluster("echo", port: upstream.port))
-    defer { proxy.stop() }
-    let client = try LoopbackClient(port: proxy.port)
-    let payload = (0..<300_000).map { UInt8($0 % 253) }
-    #expect(client.send(payload))
-    client.finishWriting()  // half-close: the upstream still answers
-    let echoed = client.readAll()
-    client.close()
-    #expect(echoed == payload)
-    #expect(eventually { proxy.open.load(ordering: .relaxed) == 0 })
-    #expect(proxy.counter("tcp.front.downstream_cx_rx_bytes_total") == 300_000)
-    #expect(proxy.counter("tcp.front.downstream_cx_tx_bytes_total") == 300_000)
-    #expect(proxy.counter("cluster.echo.upstream_cx_total") == 1)
-    #expect(proxy.counter("cluster.echo.upstream_cx_destroy") == 1)
-  }
-
-  @Test("the upstream closing first: the client gets every byte, then EOF")
-  func upstreamClosesFirst() async throws {
-    let upstream = try LoopbackServer(.source(5_000_000))
-    defer { upstream.close() }
-    let proxy = try await EngineTCPHarness(cluster: try staticCluster("src", port: upstream.port))
-    defer { proxy.stop() }
-    let client = try LoopbackClient(port: proxy.port)
-    #expect(client.countAll() == 5_000_000)
-    client.close()
-    #expect(eventually { proxy.open.load(ordering: .relaxed) == 0 })
-  }
-
-  @Test("a refused upstream closes the downstream with UF and counts the failure")
-  func connectFailure() async throws {
-    let probe = try LoopbackServer(.echo)
-    let deadPort = probe.port
-    probe.close()
-    let proxy = try await EngineTCPHarness(cluster: try staticCluster("dead", port: deadPort))
-    defer { proxy.stop() }
-    let client = try LoopbackClient(port: proxy.port)
-    #expect(client.readAll().isEmpty)
-    client.close()
-    #expect(eventually { proxy.counter("cluster.dead.upstream_cx_connect_fail") == 1 })
-    #expect(eventually { proxy.open.load(ordering: .relaxed) == 0 })
-  }
-
-  @Test("an upstream that accepts and never reads: the proxy stops reading, memory stays bounded")
-  func upstreamNeverReads() async throws {
-    // A listener whose connections are accepted by the kernel and never read.
-    let sink = loopbackSocket(listening: true)
-    defer { close(sink.fd) }
-    let limit = 256 * 1024
-    let proxy = try await EngineTCPHarness(
-      cluster: try staticCluster("sink", port: sink.port), bufferLimit: limit)
-    defer { proxy.stop() }
-    let client = try LoopbackClient(port: proxy.port)
-    defer { client.close() }
-    let flags = fcntl(client.fd, F_GETFL)
-    _ = fcntl(client.fd, F_SETFL, flags | O_NONBLOCK)
-    let chunk = [UInt8](repeating: 1, count: 65536)
-    var sent = 0
-    let deadline = MonotonicClock.milliseconds() + 3000
-    var stalledSince: Int64?
-    while MonotonicClock.milliseconds() < deadline, sent < 256 << 20 {
-      let n = write(client.fd, chunk, chunk.count)
-      if n > 0 {
-        sent += n
-        stalledSince = nil
-      } else {
-        if stalledSince == nil { stalledSince = MonotonicClock.milliseconds() }
-        if MonotonicClock.milliseconds() - stalledSince! > 500 { break }
-        usleep(1000)
-      }
-    }
-    // What the proxy holds: kernel buffers on both sockets plus at most the limit (and one read) in user space.
-    #expect(sent < 64 << 20)
-    #expect(proxy.counter("tcp.front.downstream_flow_control_paused_reading_total") >= 1)
-    #expect(proxy.counter("tcp.front.downstream_cx_rx_bytes_total") <= UInt64(sent))
-  }
-
-  @Test("10,000 proxied connections opened and closed leave no file descriptor behind")
-  func noFdLeak() async throws {
-    let upstream = try LoopbackServer(.echo)
-    defer { upstream.close() }
-    let proxy = try await EngineTCPHarness(cluster: try staticCluster("echo", port: upstream.port))
-    defer { proxy.stop() }
-    let before = openFileCount()
-    for round in 0..<10_000 {
+extension SocketSuites {
+  @Suite("tcp_proxy on the reactor, over real sockets", .timeLimit(.minutes(2)))
+  struct TCPProxySessionTests {
+    @Test("echo through the proxy with half-close, and the byte stats")
+    func echoWithHalfClose() async throws {
+      let upstream = try LoopbackServer(.echo)
+      defer { upstream.close() }
+      let proxy = try await EngineTCPHarness(cluster: try staticCluster("echo", port: upstream.port))
+      defer { proxy.stop() }
       let client = try LoopbackClient(port: proxy.port)
-      if round % 10 == 0 {
-        #expect(client.send("hi"))
-        client.finishWriting()
-        #expect(client.readAll() == Array("hi".utf8))
-      }
+      let payload = (0..<300_000).map { UInt8($0 % 253) }
+      #expect(client.send(payload))
+      client.finishWriting()  // half-close: the upstream still answers
+      let echoed = client.readAll()
       client.close()
+      #expect(echoed == payload)
+      #expect(eventually { proxy.open.load(ordering: .relaxed) == 0 })
+      #expect(proxy.counter("tcp.front.downstream_cx_rx_bytes_total") == 300_000)
+      #expect(proxy.counter("tcp.front.downstream_cx_tx_bytes_total") == 300_000)
+      #expect(proxy.counter("cluster.echo.upstream_cx_total") == 1)
+      #expect(proxy.counter("cluster.echo.upstream_cx_destroy") == 1)
     }
-    #expect(eventually(5) { proxy.counter("tcp.front.downstream_cx_total") == 10_000 })
-    #expect(eventually(20) { proxy.open.load(ordering: .relaxed) == 0 })
-    #expect(eventually(5) { openFileCount() <= before + 2 })
+
+    @Test("the upstream closing first: the client gets every byte, then EOF")
+    func upstreamClosesFirst() async throws {
+      let upstream = try LoopbackServer(.source(5_000_000))
+      defer { upstream.close() }
+      let proxy = try await EngineTCPHarness(cluster: try staticCluster("src", port: upstream.port))
+      defer { proxy.stop() }
+      let client = try LoopbackClient(port: proxy.port)
+      #expect(client.countAll() == 5_000_000)
+      client.close()
+      #expect(eventually { proxy.open.load(ordering: .relaxed) == 0 })
+    }
+
+    @Test("a refused upstream closes the downstream with UF and counts the failure")
+    func connectFailure() async throws {
+      let probe = try LoopbackServer(.echo)
+      let deadPort = probe.port
+      probe.close()
+      let proxy = try await EngineTCPHarness(cluster: try staticCluster("dead", port: deadPort))
+      defer { proxy.stop() }
+      let client = try LoopbackClient(port: proxy.port)
+      #expect(client.readAll().isEmpty)
+      client.close()
+      #expect(eventually { proxy.counter("cluster.dead.upstream_cx_connect_fail") == 1 })
+      #expect(eventually { proxy.open.load(ordering: .relaxed) == 0 })
+    }
+
+    @Test("an upstream that accepts and never reads: the proxy stops reading, memory stays bounded")
+    func upstreamNeverReads() async throws {
+      // A listener whose connections are accepted by the kernel and never read.
+      let sink = loopbackSocket(listening: true)
+      defer { close(sink.fd) }
+      let limit = 256 * 1024
+      let proxy = try await EngineTCPHarness(
+        cluster: try staticCluster("sink", port: sink.port), bufferLimit: limit)
+      defer { proxy.stop() }
+      let client = try LoopbackClient(port: proxy.port)
+      defer { client.close() }
+      let flags = fcntl(client.fd, F_GETFL)
+      _ = fcntl(client.fd, F_SETFL, flags | O_NONBLOCK)
+      let chunk = [UInt8](repeating: 1, count: 65536)
+      var sent = 0
+      let deadline = MonotonicClock.milliseconds() + 3000
+      var stalledSince: Int64?
+      while MonotonicClock.milliseconds() < deadline, sent < 256 << 20 {
+        let n = write(client.fd, chunk, chunk.count)
+        if n > 0 {
+          sent += n
+          stalledSince = nil
+        } else {
+          if stalledSince == nil { stalledSince = MonotonicClock.milliseconds() }
+          if MonotonicClock.milliseconds() - stalledSince! > 500 { break }
+          usleep(1000)
+        }
+      }
+      // What the proxy holds: kernel buffers on both sockets plus at most the limit (and one read) in user space.
+      #expect(sent < 64 << 20)
+      #expect(proxy.counter("tcp.front.downstream_flow_control_paused_reading_total") >= 1)
+      #expect(proxy.counter("tcp.front.downstream_cx_rx_bytes_total") <= UInt64(sent))
+    }
+
+    @Test("10,000 proxied connections opened and closed leave no file descriptor behind")
+    func noFdLeak() async throws {
+      let upstream = try LoopbackServer(.echo)
+      defer { upstream.close() }
+      let proxy = try await EngineTCPHarness(cluster: try staticCluster("echo", port: upstream.port))
+      defer { proxy.stop() }
+      let before = openFileCount()
+      for round in 0..<10_000 {
+        let client = try LoopbackClient(port: proxy.port)
+        if round % 10 == 0 {
+          #expect(client.send("hi"))
+          client.finishWriting()
+          #expect(client.readAll() == Array("hi".utf8))
+        }
+        client.close()
+      }
+      #expect(eventually(5) { proxy.counter("tcp.front.downstream_cx_total") == 10_000 })
+      #expect(eventually(20) { proxy.open.load(ordering: .relaxed) == 0 })
+      #expect(eventually(5) { openFileCount() <= before + 2 })
+    }
   }
 }

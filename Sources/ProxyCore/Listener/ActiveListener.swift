@@ -2,14 +2,13 @@ package import NIOCore
 internal import Synchronization
 
 /// A listener at run time: its config, the compiled filter-chain selector, its `listener.<prefix>.`
-/// stats and (when bound) its server socket.
+/// stats and (when bound) the data path's binding of it.
 package final class ActiveListener: Sendable {
   package let config: Listener
   package let info: ListenerInfo
   package let selector: FilterChainSelector
   package let stats: ListenerStats
   package let restoresOriginalDestination: Bool
-  private let serverChannel = Mutex<(any Channel)?>(nil)
   private let engineBinding = Mutex<(any ListenerEngineBinding)?>(nil)
 
   package init(config: Listener, stats store: StatsStore) {
@@ -26,34 +25,21 @@ package final class ActiveListener: Sendable {
   package var name: String { config.name }
 
   /// The bound address (differs from the config when it asked for port 0).
-  package var boundAddress: SocketAddress? {
-    if let address = serverChannel.withLock({ $0?.localAddress }) { return address }
-    return engineBinding.withLock { $0?.boundAddress }
-  }
-
-  func setServerChannel(_ channel: any Channel) { serverChannel.withLock { $0 = channel } }
+  package var boundAddress: SocketAddress? { engineBinding.withLock { $0?.boundAddress } }
 
   func setEngineBinding(_ binding: any ListenerEngineBinding) { engineBinding.withLock { $0 = binding } }
 
-  /// Whether a `ListenerEngine` (not NIO) serves this listener.
-  package var servedByEngine: Bool { engineBinding.withLock { $0 != nil } }
-
-  /// Closes the listening socket; open connections are not touched.
+  /// Closes the listening sockets; open connections are not touched. False when none was open.
   func stopAccepting() async -> Bool {
-    let channel = serverChannel.withLock { current -> (any Channel)? in
-      defer { current = nil }
-      return current
-    }
     let binding = engineBinding.withLock { current -> (any ListenerEngineBinding)? in
       defer { current = nil }
       return current
     }
-    try? await channel?.close().get()
     await binding?.stopAccepting()
-    return channel != nil || binding != nil
+    return binding != nil
   }
 
-  var isAccepting: Bool { serverChannel.withLock { $0 != nil } || engineBinding.withLock { $0 != nil } }
+  var isAccepting: Bool { engineBinding.withLock { $0 != nil } }
 
   /// The inspectors that run for a connection to `destinationPort` (those not disabled by their predicate).
   package func inspectors(destinationPort: Int) -> (tls: Bool, http: Bool) {
@@ -68,35 +54,6 @@ package final class ActiveListener: Sendable {
       }
     }
     return (tls, http)
-  }
-
-  /// Chooses the filter chain and hands the connection to its terminal filter.
-  func serve(
-    _ channel: any Channel, connection: DownstreamConnection, context: ProxyContext, initialBytes: ByteBuffer?
-  ) {
-    guard let chain = selector.select(connection) else {
-      stats.noFilterChainMatch.inc()
-      context.logger.debug(
-        "no filter chain matches; closing",
-        metadata: [
-          "proxy.listener": "\(config.name)", "proxy.connection": "\(connection.id)",
-          "proxy.destination": "\(connection.localAddress.envoyDescription)",
-          "proxy.sni": "\(connection.serverName ?? "-")",
-        ])
-      channel.close(promise: nil)
-      return
-    }
-    do {
-      try chain.terminal.install(
-        on: channel, connection: connection, context: context, initialBytes: initialBytes)
-    } catch {
-      context.logger.warning(
-        "cannot set up the filter chain; closing",
-        metadata: [
-          "proxy.listener": "\(config.name)", "proxy.filter_chain": "\(chain.name)", "error": "\(error)",
-        ])
-      channel.close(promise: nil)
-    }
   }
 }
 

@@ -50,15 +50,10 @@ package struct ListenerInfo: Sendable {
 }
 
 /// The network filter that owns a connection once its filter chain is chosen (tcp_proxy,
-/// http_connection_manager). `install` runs on the connection's event loop and adds the handlers;
-/// `initialBytes` are bytes the listener filters already read, to be handled first.
+/// http_connection_manager): its config, for validation and for the data path that serves it.
 package protocol TerminalNetworkFilter: Sendable {
   /// Envoy's filter name, e.g. `envoy.filters.network.tcp_proxy`.
   var filterName: String { get }
   /// Clusters the filter may route to, for validation.
   var clusterNames: [String] { get }
-  func install(
-    on channel: any Channel, connection: DownstreamConnection, context: ProxyContext,
-    initialBytes: ByteBuffer?
-  ) throws
 }

@@ -85,36 +85,15 @@ extension UInt64 {
   fileprivate var clampedToInt64: Int64 { self > UInt64(Int64.max) ? .max : Int64(self) }
 }
 
-/// Every open downstream connection, so shutdown can close what is left and drain can count.
+/// How many downstream connections are open (for the overload manager's global limit). The data path counts
+/// its connections in and out; its workers close what is left at shutdown.
 package final class ConnectionRegistry: Sendable {
-  private let channels = Mutex<[ObjectIdentifier: any Channel]>([:])
+  private let open = Atomic<Int>(0)
 
   package init() {}
 
-  /// Registers `channel` until it closes; `onClose` runs then too (one close callback per connection).
-  package func add(_ channel: any Channel, onClose: @escaping @Sendable () -> Void = {}) {
-    let key = ObjectIdentifier(channel)
-    channels.withLock { $0[key] = channel }
-    channel.closeFuture.whenComplete { [weak self] _ in
-      self?.channels.withLock { _ = $0.removeValue(forKey: key) }
-      onClose()
-    }
-  }
+  package func engineConnectionOpened() { open.add(1, ordering: .relaxed) }
+  package func engineConnectionClosed() { open.subtract(1, ordering: .relaxed) }
 
-  /// Connections served outside NIO (the reactor engine counts its own in and out).
-  private let engineConnections = Atomic<Int>(0)
-
-  package func engineConnectionOpened() { engineConnections.add(1, ordering: .relaxed) }
-  package func engineConnectionClosed() { engineConnections.subtract(1, ordering: .relaxed) }
-
-  package var count: Int { channels.withLock { $0.count } + engineConnections.load(ordering: .relaxed) }
-
-  /// Closes every registered connection; completes when all are closed.
-  package func closeAll(eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-    let open = channels.withLock { Array($0.values) }
-    let closed = open.map { channel in
-      channel.close().recover { _ in }
-    }
-    return EventLoopFuture.andAllComplete(closed, on: eventLoop)
-  }
+  package var count: Int { open.load(ordering: .relaxed) }
 }

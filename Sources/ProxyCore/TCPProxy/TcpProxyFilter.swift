@@ -1,7 +1,7 @@
 package import NIOCore
 
-/// `envoy.filters.network.tcp_proxy` as a terminal filter: installs the downstream half of the glue, which
-/// connects upstream on the same event loop.
+/// `envoy.filters.network.tcp_proxy` as a terminal filter: its config, stats and access logs (the engine's
+/// tcp_proxy session moves the bytes).
 package struct TcpProxyFilter: TerminalNetworkFilter {
   package let config: TcpProxyConfig
   package let stats: TcpProxyStats
@@ -15,15 +15,6 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
 
   package var filterName: String { "envoy.filters.network.tcp_proxy" }
   package var clusterNames: [String] { config.route.clusterNames }
-
-  package func install(
-    on channel: any Channel, connection: DownstreamConnection, context: ProxyContext,
-    initialBytes: ByteBuffer?
-  ) throws {
-    let handler = TCPProxyDownstreamHandler(
-      filter: self, connection: connection, proxy: context, initialBytes: initialBytes)
-    try channel.pipeline.syncOperations.addHandler(handler)
-  }
 
   /// What a finished tcp_proxy connection reports to the access logs.
   package struct Outcome {

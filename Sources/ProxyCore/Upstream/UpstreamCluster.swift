@@ -1,5 +1,4 @@
 package import NIOCore
-internal import NIOPosix
 package import Synchronization
 
 /// A cluster at run time: its validated config, the current host snapshot, the load balancer, circuit
@@ -13,16 +12,6 @@ package final class UpstreamCluster: Sendable {
   /// ORIGINAL_DST hosts by address, created on first use and removed when idle.
   private let originalDestinationHosts = Mutex<[SocketAddress: UpstreamHost]>([:])
   private let activeConnections = Atomic<Int>(0)
-  /// Configured upstream bootstraps by event loop and source address, built on first use
-  /// (`UpstreamConnector`): connecting reads a bootstrap but never changes it.
-  let bootstraps = Mutex<[BootstrapKey: ClientBootstrap]>([:])
-
-  struct BootstrapKey: Hashable {
-    var eventLoop: ObjectIdentifier
-    var source: SocketAddress?
-    /// The bootstrap that adopts sockets connected by `UpstreamConnector.connectLocally`.
-    var adopting = false
-  }
 
   package init(config: Cluster, stats store: StatsStore) {
     self.config = config

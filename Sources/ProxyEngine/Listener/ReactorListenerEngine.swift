@@ -9,9 +9,8 @@ package import ProxyCore
 
 /// The reactor data path as the listener manager's engine: one reactor thread per worker, each with its own
 /// SO_REUSEPORT socket per listener, serving the listeners whose every filter chain ends in tcp_proxy or a
-/// `ReactorTerminalFilter` (the HTTP connection manager) and that need no listener filter reading bytes and
-/// no original-destination hand-off. (tls_inspector/http_inspector and `use_original_dst` move here next;
-/// until then those listeners stay on NIO.)
+/// `ReactorTerminalFilter` (the HTTP connection manager), with their listener filters (original_dst,
+/// tls_inspector, http_inspector) and the `use_original_dst` hand-off.
 package final class ReactorListenerEngine: ListenerEngine {
   package let workers: [ReactorThread]
   private let logger: Logger
@@ -32,15 +31,13 @@ package final class ReactorListenerEngine: ListenerEngine {
 
   package func canServe(_ listener: ActiveListener) -> Bool {
     let config = listener.config
-    guard !config.useOriginalDestination else { return false }
-    if config.listenerFilters.contains(where: { $0.kind != .originalDestination }) { return false }
     let chains = config.filterChains + (config.defaultFilterChain.map { [$0] } ?? [])
-    return !chains.isEmpty && chains.allSatisfy { ChainTarget($0.terminal) != nil }
+    return chains.allSatisfy { ChainTarget($0.terminal) != nil }
   }
 
-  package func bind(_ listener: ActiveListener, context: ProxyContext, globalConnectionLimit: Int?)
-    async throws -> any ListenerEngineBinding
-  {
+  package func bind(
+    _ listener: ActiveListener, handOff: HandOffTable, context: ProxyContext, globalConnectionLimit: Int?
+  ) async throws -> any ListenerEngineBinding {
     var options = ListenSocketOptions()
     options.backlog = Int32(clamping: listener.config.backlog)
     options.transparent = listener.config.transparent
@@ -66,7 +63,8 @@ package final class ReactorListenerEngine: ListenerEngine {
     for (index, worker) in workers.enumerated() {
       let fd = shared ?? fds[index]
       let acceptor = ReactorAcceptor(
-        listener: listener, context: context, globalConnectionLimit: globalConnectionLimit, logger: logger)
+        listener: listener, handOff: handOff, context: context, globalConnectionLimit: globalConnectionLimit,
+        logger: logger)
       do {
         let handle = try worker.sync { reactor in
           UncheckedBox(
@@ -171,45 +169,99 @@ final class ListenerAccountingContext {
   }
 }
 
-/// Accepts a listener's connections on one reactor: restores the original destination, applies the
-/// connection limits, picks the filter chain and starts its tcp_proxy session or terminal filter.
+/// What a worker keeps per listener that serves connections (the accepting one, or a `use_original_dst`
+/// hand-off target), read once from its config so accepting copies no config struct (each copy is retains).
+final class ReactorServedListener {
+  let listener: ActiveListener
+  let accounting: ListenerAccountingContext
+  let name: String
+  let maxConnections: Int?
+  let ignoresGlobalConnectionLimit: Bool
+  let hasInspectors: Bool
+  /// What each filter chain (by the selector's index) and the default chain end in.
+  private let chainTargets: [ChainTarget?]
+  private let defaultTarget: ChainTarget?
+
+  init(_ listener: ActiveListener, registry: ConnectionRegistry) {
+    self.listener = listener
+    let config = listener.config
+    self.accounting = ListenerAccountingContext(stats: listener.stats, registry: registry)
+    self.name = config.name
+    self.maxConnections = config.maxConnections
+    self.ignoresGlobalConnectionLimit = config.ignoresGlobalConnectionLimit
+    self.hasInspectors = config.listenerFilters.contains { $0.kind != .originalDestination }
+    self.chainTargets = listener.selector.chains.map { ChainTarget($0.terminal) }
+    self.defaultTarget = listener.selector.defaultChain.flatMap { ChainTarget($0.terminal) }
+  }
+
+  /// Chooses the filter chain for `info` and hands `connection` to its terminal filter (or closes it when
+  /// no chain matches).
+  func serve(
+    _ connection: Connection, info: DownstreamConnection, proxy: ProxyContext, initialBytes: ByteBuffer?,
+    accounting: ListenerConnectionAccounting, logger: Logger
+  ) {
+    let target = listener.selector.selectIndex(info).map { chainTargets[$0] } ?? defaultTarget
+    guard let target else {
+      listener.stats.noFilterChainMatch.inc()
+      logger.debug(
+        "no filter chain matches; closing",
+        metadata: [
+          "proxy.listener": "\(name)", "proxy.connection": "\(info.id)",
+          "proxy.destination": "\(info.localAddress.envoyDescription)",
+          "proxy.sni": "\(info.serverName ?? "-")",
+        ])
+      connection.close(.noFlush)
+      accounting.finish()
+      return
+    }
+    switch target {
+    case .tcpProxy(let route):
+      let session = TCPProxySession(
+        route: route, proxy: proxy, connection: info, downstream: connection, initialBytes: initialBytes)
+      session.accounting = accounting
+      session.start()
+    case .filter(let filter):
+      filter.serve(connection, info: info, proxy: proxy, initialBytes: initialBytes, accounting: accounting)
+    }
+  }
+}
+
+/// Accepts a listener's connections on one reactor: restores the original destination, hands a
+/// `use_original_dst` connection to the listener for it, applies the connection limits, runs the listener
+/// filters that read bytes, and gives the connection to its filter chain.
 final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
-  private let listener: ActiveListener
+  private let own: ReactorServedListener
+  private let handOff: HandOffTable
   private let context: ProxyContext
   private let globalConnectionLimit: Int?
   private let logger: Logger
   private let bufferLimit: Int
   private var lastExhaustedLog: Int64 = 0
-  // Read once from the listener's config, so accepting copies no config struct (each copy is retains).
-  private let accounting: ListenerAccountingContext
-  private let name: String
   private let address: SocketAddress
   private let transparent: Bool
-  private let maxConnections: Int?
-  private let ignoresGlobalConnectionLimit: Bool
-  /// What each filter chain (by the selector's index) and the default chain end in.
-  private let chainTargets: [ChainTarget?]
-  private let defaultTarget: ChainTarget?
+  private let restoresOriginalDestination: Bool
+  private let useOriginalDestination: Bool
+  /// Hand-off targets met so far on this worker.
+  private var targets: [ObjectIdentifier: ReactorServedListener] = [:]
 
-  init(listener: ActiveListener, context: ProxyContext, globalConnectionLimit: Int?, logger: Logger) {
-    self.listener = listener
+  init(
+    listener: ActiveListener, handOff: HandOffTable, context: ProxyContext, globalConnectionLimit: Int?,
+    logger: Logger
+  ) {
+    self.own = ReactorServedListener(listener, registry: context.connections)
+    self.handOff = handOff
     self.context = context
     self.globalConnectionLimit = globalConnectionLimit
     self.logger = logger
     let config = listener.config
     self.bufferLimit = max(32 * 1024, config.perConnectionBufferLimitBytes)
-    self.accounting = ListenerAccountingContext(stats: listener.stats, registry: context.connections)
-    self.name = config.name
     self.address = config.address
     self.transparent = config.transparent
-    self.maxConnections = config.maxConnections
-    self.ignoresGlobalConnectionLimit = config.ignoresGlobalConnectionLimit
-    self.chainTargets = listener.selector.chains.map { ChainTarget($0.terminal) }
-    self.defaultTarget = listener.selector.defaultChain.flatMap { ChainTarget($0.terminal) }
+    self.restoresOriginalDestination = listener.restoresOriginalDestination
+    self.useOriginalDestination = config.useOriginalDestination
   }
 
   func onAccept(_ socket: ListenSocket, fd: Int32, peer: SocketAddress?) {
-    let stats = accounting.stats
     let connection: Connection
     do {
       connection = try Connection(
@@ -226,28 +278,37 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
       return
     }
     var restored: SocketAddress?
-    if listener.restoresOriginalDestination {
+    if restoresOriginalDestination {
       restored = Socket.originalDestination(fd, local: local)
     }
     if restored == nil, transparent, local != address {
       restored = local  // TPROXY: the socket's local address is the original destination
     }
+    var served = own
+    if useOriginalDestination, let destination = restored, let target = handOff.listener(for: destination),
+      target !== own.listener
+    {
+      served = state(for: target)
+    }
+    let restoring =
+      restored != nil && (restoresOriginalDestination || served.listener.restoresOriginalDestination)
     var info = DownstreamConnection(
-      id: context.makeConnectionID(), listener: listener.info, remoteAddress: remote,
-      localAddress: restored ?? local)
-    info.localAddressRestored = restored != nil
+      id: context.makeConnectionID(), listener: served.listener.info, remoteAddress: remote,
+      localAddress: restoring ? restored! : local)
+    info.localAddressRestored = restoring
+    let stats = served.accounting.stats
     stats.cxTotal.inc()
     stats.cxActive.inc()
     context.connections.engineConnectionOpened()
     let accounting = ListenerConnectionAccounting(
-      listener: self.accounting, startNanos: MonotonicClock.nanoseconds())
-    if let max = maxConnections, stats.cxActive.value > UInt64(max) {
+      listener: served.accounting, startNanos: MonotonicClock.nanoseconds())
+    if let max = served.maxConnections, stats.cxActive.value > UInt64(max) {
       stats.cxOverflow.inc()
       connection.close(.noFlush)
       accounting.finish()
       return
     }
-    if let global = globalConnectionLimit, !ignoresGlobalConnectionLimit,
+    if let global = globalConnectionLimit, !served.ignoresGlobalConnectionLimit,
       context.connections.count > global
     {
       stats.globalCxOverflow.inc()
@@ -255,27 +316,25 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
       accounting.finish()
       return
     }
-    let target = listener.selector.selectIndex(info).map { chainTargets[$0] } ?? defaultTarget
-    guard let target else {
-      stats.noFilterChainMatch.inc()
-      logger.debug(
-        "no filter chain matches; closing",
-        metadata: [
-          "proxy.listener": "\(name)", "proxy.connection": "\(info.id)",
-          "proxy.destination": "\(info.localAddress.envoyDescription)",
-        ])
-      connection.close(.noFlush)
-      accounting.finish()
-      return
+    if served.hasInspectors {
+      let inspectors = served.listener.inspectors(destinationPort: info.localAddress.port ?? 0)
+      if inspectors.tls || inspectors.http {
+        ListenerFilterSession.start(
+          connection, info: info, listener: served, proxy: context, accounting: accounting,
+          tls: inspectors.tls, http: inspectors.http, logger: logger)
+        return
+      }
     }
-    switch target {
-    case .tcpProxy(let route):
-      let session = TCPProxySession(route: route, proxy: context, connection: info, downstream: connection)
-      session.accounting = accounting
-      session.start()
-    case .filter(let filter):
-      filter.serve(connection, info: info, proxy: context, initialBytes: nil, accounting: accounting)
-    }
+    served.serve(
+      connection, info: info, proxy: context, initialBytes: nil, accounting: accounting, logger: logger)
+  }
+
+  private func state(for listener: ActiveListener) -> ReactorServedListener {
+    let key = ObjectIdentifier(listener)
+    if let known = targets[key] { return known }
+    let made = ReactorServedListener(listener, registry: context.connections)
+    targets[key] = made
+    return made
   }
 
   private func fixedLocalAddress(of socket: ListenSocket) -> SocketAddress? {
@@ -287,12 +346,12 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
   }
 
   func onAcceptExhausted(_ socket: ListenSocket, errno: Int32) {
-    accounting.stats.acceptFdExhausted.inc()
+    own.accounting.stats.acceptFdExhausted.inc()
     let now = socket.reactor.now / 1000
     guard now != lastExhaustedLog else { return }
     lastExhaustedLog = now
     logger.warning(
       "cannot accept connections: \(String(cString: strerror(errno))); pausing the listener for 100 ms (raise the open-files limit)",
-      metadata: ["proxy.listener": "\(listener.name)"])
+      metadata: ["proxy.listener": "\(own.name)"])
   }
 }

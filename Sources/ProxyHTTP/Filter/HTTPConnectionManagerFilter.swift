@@ -4,14 +4,14 @@ package import ProxyCore
 package import ProxyEngine
 internal import SwiftProtobuf
 
-/// `envoy.filters.network.http_connection_manager` as a terminal filter: an `HTTPConnectionManager` per
-/// connection, which routes each request and proxies it over the worker's upstream pools — on the reactor
-/// (`serve`), or on a NIO channel (`install`) for listeners that still run there.
+/// `envoy.filters.network.http_connection_manager` as a terminal filter on the reactor: an
+/// `HTTPConnectionManager` per connection, which routes each request and proxies it over the worker's
+/// upstream pools.
 package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTerminalFilter {
   package let config: HTTPConnectionManagerConfig
   let stats: HTTPConnectionManagerStats
   let accessLogFormats: [(path: String, format: AccessLogFormat)]
-  /// Upstream pools of this filter, one per event loop.
+  /// Upstream pools of this filter, one per worker.
   let pools: HTTPUpstreamPoolDirectory
 
   package static let filterName = "envoy.filters.network.http_connection_manager"
@@ -27,16 +27,6 @@ package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTermin
 
   package var filterName: String { Self.filterName }
   package var clusterNames: [String] { config.clusterNames }
-
-  package func install(
-    on channel: any Channel, connection: DownstreamConnection, context: ProxyContext,
-    initialBytes: ByteBuffer?
-  ) throws {
-    let manager = HTTPConnectionManager(
-      filter: self, connection: connection, proxy: context, pool: pools.pool(on: channel.eventLoop))
-    try channel.pipeline.syncOperations.addHandler(
-      HTTPDownstreamHandler(manager: manager, initialBytes: initialBytes))
-  }
 
   package func serve(
     _ connection: Connection, info: DownstreamConnection, proxy: ProxyContext, initialBytes: ByteBuffer?,

@@ -35,6 +35,8 @@ final class ReactorHTTPDownstream: ConnectionCallbacks, HTTPDownstreamIO {
     connection.halfCloseEnabled = true
     if connection.isReadEnabled { connection.readDisable(true) }
     manager.start(io: shell, initialBytes: initialBytes)
+    // A client that half-closed while listener filters read its first bytes sends nothing more.
+    if connection.readEnded { manager.inputClosed() }
     shell.updateReading()
   }
 
@@ -127,6 +129,7 @@ final class ReactorHTTPDownstream: ConnectionCallbacks, HTTPDownstreamIO {
   }
 
   func onTimer(_ connection: Connection, kind: UInt32) {
+    guard kind == Self.timerKind else { return }
     manager.timerFired()
     updateReading()
   }

@@ -3,7 +3,6 @@ internal import NIOCore
 internal import ProxyCore
 internal import ProxyEngine
 internal import SwiftProtobuf
-internal import Synchronization
 
 /// An upstream HTTP/1.1 connection a pool can hold while it is idle.
 protocol PooledHTTPUpstream: AnyObject {
@@ -75,32 +74,20 @@ final class HTTPUpstreamPool<Upstream: PooledHTTPUpstream> {
   func idleCount(host: UpstreamHost) -> Int { idle[ObjectIdentifier(host)]?.connections.count ?? 0 }
 }
 
-/// Finds the pool of the current event loop (NIO) or reactor. Pools are created on their worker.
+/// Finds the pool of the current reactor worker: the identity the workers key their pools by. Every HTTP
+/// connection manager built through the filter registry shares one, so listeners reuse each other's upstream
+/// connections (one pool per worker, as in Envoy).
 package final class HTTPUpstreamPoolDirectory: Sendable {
-  private let pools = Mutex<[ObjectIdentifier: NIOLoopBound<HTTPUpstreamPool<HTTPUpstreamConnection>>]>([:])
-
   package init() {}
 
   /// The pool of `reactor` (on its thread).
   func pool(on reactor: Reactor) -> HTTPUpstreamPool<HTTPUpstreamConnection> {
     reactor.local(for: self) { HTTPUpstreamPool<HTTPUpstreamConnection>() }
   }
-
-  /// Must be called on `eventLoop`.
-  func pool(on eventLoop: any EventLoop) -> HTTPUpstreamPool<HTTPUpstreamConnection> {
-    eventLoop.preconditionInEventLoop()
-    let key = ObjectIdentifier(eventLoop)
-    return pools.withLock { pools in
-      if let bound = pools[key] { return bound.value }
-      let pool = HTTPUpstreamPool<HTTPUpstreamConnection>()
-      pools[key] = NIOLoopBound(pool, eventLoop: eventLoop)
-      return pool
-    }
-  }
 }
 
-/// One cluster's HTTP view on one event loop: `cluster.<name>.upstream_rq_*` counters (the dynamic
-/// per-code ones cached in a dictionary, so the store's lock is taken once per code per loop), and the
+/// One cluster's HTTP view on one worker: `cluster.<name>.upstream_rq_*` counters (the dynamic
+/// per-code ones cached in a dictionary, so the store's lock is taken once per code per worker), and the
 /// pooled-connection idle timeout from the cluster's `HttpProtocolOptions`.
 final class HTTPClusterState {
   let cluster: UpstreamCluster

@@ -51,7 +51,9 @@ package final class ProxyServer: Sendable {
     }
     let requested = options.concurrency.map { max(1, Int($0)) } ?? CPUBudget.workerCount()
     concurrency = requested
-    group = MultiThreadedEventLoopGroup(numberOfThreads: requested)
+    // The data path runs on its own reactor threads (`requested` of them); NIO serves the control plane
+    // only (the admin API), which one thread carries.
+    group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     logger = logLevels.logger("main", base: logHandler)
     accessLog = AccessLogSink()
     let resources: StaticResources
@@ -92,8 +94,8 @@ package final class ProxyServer: Sendable {
         code: .invalidConfig, source: source, path: "", message: "cannot start the worker threads: \(error)")
     }
     listenerManager = ListenerManager(
-      listeners: listeners, context: context, group: group,
-      globalConnectionLimit: runtime.integer("overload.global_downstream_max_connections"), engine: engine)
+      listeners: listeners, context: context, engine: engine,
+      globalConnectionLimit: runtime.integer("overload.global_downstream_max_connections"))
   }
 
   /// The network filters this proxy builds: tcp_proxy and the HTTP connection manager.
@@ -223,9 +225,7 @@ package final class ProxyServer: Sendable {
 
   private func finalShutdown(adminChannel: (any Channel)?) async {
     await listenerManager.stopAccepting(inboundOnly: false)
-    let loop = group.next()
-    try? await context.connections.closeAll(eventLoop: loop).get()
-    engine.shutdown()
+    engine.shutdown()  // closes every connection still open on the workers
     try? await adminChannel?.close().get()
     accessLog.flush(waitingUpTo: .seconds(2))
     try? await group.shutdownGracefully()

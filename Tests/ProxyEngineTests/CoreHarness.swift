@@ -1,19 +1,18 @@
 import Foundation
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
-import NIOPosix
 import TestSupport
 
 @testable import ProxyCore
+@testable import ProxyEngine
 
 #if canImport(Glibc)
   import Glibc
 #endif
 
-/// A proxy core in-process: stats, clusters, listeners on a one-loop group.
+/// A proxy core in-process: stats, clusters, listeners on one reactor worker.
 final class CoreHarness: @unchecked Sendable {
-  let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+  let engine: ReactorListenerEngine
   let stats: StatsStore
   let context: ProxyContext
   let clusterManager: ClusterManager
@@ -27,7 +26,8 @@ final class CoreHarness: @unchecked Sendable {
     clusterManager = ClusterManager(clusters: clusters, stats: stats, logger: logger)
     context = ProxyContext(
       clusterManager: clusterManager, stats: stats, logger: logger, accessLog: AccessLogSink())
-    self.listeners = ListenerManager(listeners: listeners, context: context, group: group)
+    engine = try ReactorListenerEngine(workers: 1, logger: logger)
+    self.listeners = ListenerManager(listeners: listeners, context: context, engine: engine)
   }
 
   /// Shares `other`'s stats, clusters and context, with its own listeners (filters need the stats first).
@@ -35,7 +35,8 @@ final class CoreHarness: @unchecked Sendable {
     stats = other.stats
     context = other.context
     clusterManager = other.clusterManager
-    listeners = ListenerManager(listeners: configs, context: other.context, group: group)
+    engine = other.engine
+    listeners = ListenerManager(listeners: configs, context: other.context, engine: engine)
   }
 
   func start() async throws {
@@ -49,8 +50,7 @@ final class CoreHarness: @unchecked Sendable {
 
   func stop() async {
     await listeners.stopAccepting(inboundOnly: false)
-    try? await context.connections.closeAll(eventLoop: group.next()).get()
-    try? await group.shutdownGracefully()
+    engine.shutdown()
   }
 
   /// Waits until `condition` holds, polling; fails the wait after `seconds`.
