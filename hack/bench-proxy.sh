@@ -4,13 +4,15 @@
 # proxy, connection rate (a new connection per request), bulk TCP throughput, CPU per request, proxy RSS
 # idle and per 1,000 idle connections, and start-to-ready time. Ratios against HAProxy are printed.
 #
-#   hack/bench-proxy.sh [--duration 8] [--runs 3] [--connections 64]
+#   hack/bench-proxy.sh [--duration 8] [--runs 3] [--connections 64] [--rate 2000] [--chart docs/bench.png]
 #
-# Needs: nginx, haproxy, wrk, curl, perf (installed here if missing) and a release build (built here).
+# Also: p99 latency at a fixed request rate (hey -q), and with --chart a PNG of the per-run ratios.
+# Needs: nginx, haproxy, wrk, hey, curl, perf, matplotlib (installed here if missing) and a release build
+# (built here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(nginx-light haproxy wrk curl python3 linux-perf)
+packages=(nginx-light haproxy wrk hey curl python3 python3-pip linux-perf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,6 +22,10 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ " $* " == *" --chart "* ]] && ! python3 -c "import matplotlib" 2>/dev/null; then
+  python3 -m pip install --quiet matplotlib >&2
 fi
 
 # Measure what the image ships: deploy/images/Dockerfile.proxy links the Swift runtime and Foundation

@@ -59,6 +59,25 @@ def rss_kib(pid, field="VmRSS"):
     return 0
 
 
+def hey_fixed_rate(url, seconds, rate, connections=10):
+    """Latency at a fixed request rate well below saturation (hey's -q is per connection): where a proxy's
+    queueing shows, which a saturating wrk run hides behind throughput. Returns p50/p99 in ms or None."""
+    if not shutil.which("hey"):
+        return None
+    per_connection = max(1, rate // connections)
+    out = subprocess.run(["hey", "-z", f"{seconds}s", "-c", str(connections), "-q", str(per_connection), url],
+                         capture_output=True, text=True, check=True).stdout
+
+    def percentile(p):
+        m = re.search(rf"{p}% in ([\d.]+) secs", out)
+        return float(m.group(1)) * 1000 if m else float("nan")
+
+    statuses = re.findall(r"\[(\d+)\]\s+(\d+) responses", out)
+    failed = sum(int(n) for code, n in statuses if code != "200")
+    return {"p50": percentile(50), "p99": percentile(99), "failed": failed,
+            "rate": per_connection * connections}
+
+
 def wrk(url, seconds, connections, close=False):
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if close:
@@ -325,6 +344,9 @@ def main():
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rate", type=int, default=2000,
+                        help="requests/s for the fixed-rate latency pass (hey -q), well below saturation")
+    parser.add_argument("--chart", help="write a PNG chart of the per-run ratios against HAProxy here")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:  # 10,000 proxied connections need ~20,000 descriptors in each proxy; root may raise the hard limit
@@ -415,6 +437,33 @@ def main():
                       if b["us_per_req"] > 0]
             if ratios:
                 print(f"  {name:48} {statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]")
+        # p99 at a fixed rate: each kept-alive variant, alternating within each run.
+        fixed = [(name, port) for name, proxy, port, close in variants if proxy and not close]
+        latency = {}
+        if shutil.which("hey"):
+            for run in range(args.runs):
+                for name, port in fixed:
+                    r = hey_fixed_rate(f"http://127.0.0.1:{port}/", args.duration, args.rate)
+                    latency.setdefault(name, []).append(r)
+            print()
+            print(f"latency at a fixed {fixed and latency[fixed[0][0]][0]['rate']} requests/s "
+                  f"(hey -c 10 -q, {args.duration} s, medians of {args.runs} runs)")
+            for name, _ in fixed:
+                rs = latency[name]
+                p50 = statistics.median(r["p50"] for r in rs)
+                p99 = statistics.median(r["p99"] for r in rs)
+                peer = peer_of(name)
+                ratio = ""
+                if peer in latency:
+                    ratios = [a["p99"] / b["p99"] for a, b in zip(rs, latency[peer]) if b["p99"] > 0]
+                    ratio = f"  p99 ×HAProxy {statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]"
+                failed = sum(r["failed"] for r in rs)
+                print(f"  {name:48} p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{ratio}"
+                      + (f"  ({failed} non-200)" if failed else ""))
+        else:
+            print("latency at a fixed rate: skipped (hey not installed)")
+        if args.chart:
+            chart(args.chart, variants, results, latency, peer_of)
         print()
         t_direct = statistics.median(results["throughput direct"])
         t_ha = statistics.median(results["throughput haproxy tcp"])
@@ -453,6 +502,53 @@ def main():
         pilotfish.stop()
         haproxy.stop()
         nginx.stop()
+
+
+def chart(path, variants, results, latency, peer_of):
+    """Per-run pilotfish/HAProxy ratios (CPU per request, system calls per request, p99 at a fixed rate) as
+    bars at the median with min–max whiskers; 1.0 is parity, lower is better."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for name, proxy, _, close in variants:
+        peer = peer_of(name)
+        if not peer:
+            continue
+        label = name.replace("pilotfish ", "").replace(", new connection per request", "\nnew conn/req")
+        for metric, field, source in [("CPU/req", "us_per_req", results), ("syscalls/req", "syscalls_per_req", results),
+                                      ("p99 @ fixed rate", "p99", latency)]:
+            if name not in source or peer not in source:
+                continue
+            ratios = [a[field] / b[field] for a, b in zip(source[name], source[peer])
+                      if b[field] and b[field] == b[field] and a[field] == a[field]]
+            if ratios:
+                rows.append((label, metric, statistics.median(ratios), min(ratios), max(ratios)))
+    labels = list(dict.fromkeys(r[0] for r in rows))
+    metrics = ["CPU/req", "syscalls/req", "p99 @ fixed rate"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.25
+    for i, metric in enumerate(metrics):
+        xs, ys, lo, hi = [], [], [], []
+        for j, label in enumerate(labels):
+            match = [r for r in rows if r[0] == label and r[1] == metric]
+            if match:
+                _, _, med, mn, mx = match[0]
+                xs.append(j + (i - 1) * width)
+                ys.append(med)
+                lo.append(med - mn)
+                hi.append(mx - med)
+        ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=metric)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("pilotfish / HAProxy (lower is better)")
+    ax.set_title("pilotfish-proxy against HAProxy, per-run ratios (median, min–max)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"chart: {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":
