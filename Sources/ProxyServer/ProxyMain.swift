@@ -54,8 +54,6 @@ package enum ProxyMain {
         errorOutput("error initializing configuration '\(configName)': \(error)")
         return 1
       }
-      let signals = installSignalHandlers { name in server.requestShutdown(reason: name) }
-      defer { signals.forEach { $0.cancel() } }
       do {
         try await server.run()
       } catch {
@@ -63,19 +61,6 @@ package enum ProxyMain {
         return 1
       }
       return 0
-    }
-  }
-
-  /// SIGTERM and SIGINT end the process cleanly (Envoy exits at once on both; the agent drains first).
-  private static func installSignalHandlers(
-    _ handler: @escaping @Sendable (String) -> Void
-  ) -> [any DispatchSourceSignal] {
-    [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { signalNumber, name in
-      signal(signalNumber, SIG_IGN)
-      let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-      source.setEventHandler { handler(name) }
-      source.resume()
-      return source
     }
   }
 

@@ -6,11 +6,12 @@ package import NIOPosix
 package import ProxyCore
 package import ProxyEngine
 internal import ProxyHTTP
+internal import ServiceLifecycle
 internal import Synchronization
 
-/// The running proxy: clusters, listeners, the admin API and the lifecycle that ties them together.
-/// `run()` starts everything, reports LIVE, and returns after a shutdown request (SIGTERM, SIGINT,
-/// `/quitquitquit`), having stopped the listeners and closed every connection.
+/// The running proxy: clusters, listeners, the admin API and the lifecycle that ties them together (one
+/// `ServiceGroup`). `run()` starts everything, reports LIVE, and returns after a shutdown request (SIGTERM,
+/// SIGINT, `/quitquitquit`), having stopped the listeners and closed every connection.
 package final class ProxyServer: Sendable {
   package let options: ProxyOptions
   package let bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap
@@ -21,13 +22,14 @@ package final class ProxyServer: Sendable {
   package let context: ProxyContext
   package let logLevels: LogLevelControl
   package let group: MultiThreadedEventLoopGroup
-  /// The reactor workers (the data path leaving NIO): they serve the listeners they can.
+  /// The reactor workers: the data path, serving every listener.
   package let engine: ReactorListenerEngine
   package let concurrency: Int
   let accessLog: AccessLogSink
   let logger: Logger
   let logHandler: @Sendable (String) -> any LogHandler
-  private let shutdownRequested = Mutex<CheckedContinuation<Void, Never>?>(nil)
+  private let serviceGroup = Mutex<ServiceGroup?>(nil)
+  private let startupError = Mutex<(any Error)?>(nil)
   private let shutdownFlag = Atomic<Bool>(false)
   private let drainStarted = Atomic<Bool>(false)
   private let adminAddress = Mutex<SocketAddress?>(nil)
@@ -107,7 +109,10 @@ package final class ProxyServer: Sendable {
 
   package var boundAdminAddress: SocketAddress? { adminAddress.withLock { $0 } }
 
-  /// Starts the admin API, resolves DNS clusters, binds listeners and goes LIVE; returns after shutdown.
+  /// Starts the admin API, then runs the proxy as one `ServiceGroup` — the data plane (workers and
+  /// listeners), cluster DNS refresh, housekeeping and the admin server — until SIGTERM, SIGINT or
+  /// `/quitquitquit` shuts it down gracefully: listeners stop accepting, the workers close what is still
+  /// open, the admin server goes last. Throws when the listeners cannot start.
   package func run() async throws {
     let admin = AdminServer(api: AdminAPI(server: self), logger: logLevels.logger("admin", base: logHandler))
     let adminChannel = try await admin.start(bootstrap: bootstrap, group: group)
@@ -119,54 +124,72 @@ package final class ProxyServer: Sendable {
         logger.error("cannot write --admin-address-path \(path): \(error)")
       }
     }
-    var startupError: (any Error)?
-    await withTaskGroup(of: Void.self) { background in
-      background.addTask { await self.clusterManager.run() }
-      background.addTask { await self.periodicHousekeeping() }
-      do {
-        state.set(.initializing)
-        await clusterManager.initialize()
-        try await listenerManager.start()
-        state.set(.live)
-        let initMs = (ContinuousClock.now - startedAt).components
-        stats.histogram("server.initialization_time_ms").record(
-          Double(initMs.seconds) * 1000 + Double(initMs.attoseconds) / 1e15)
-        logger.info(
-          "all listeners started; server LIVE",
-          metadata: [
-            "proxy.listeners": "\(listenerManager.listeners.count)", "proxy.concurrency": "\(concurrency)",
-          ])
-        await waitForShutdown()
-      } catch {
-        logger.critical("cannot start: \(error)")
-        startupError = error
-      }
-      background.cancelAll()
+    // Shut down in reverse order: the data plane first, the admin server (which may be answering
+    // /quitquitquit) last.
+    let services = ServiceGroup(
+      configuration: .init(
+        services: [
+          .init(service: AdminService(channel: adminChannel)),
+          .init(service: ClusterRefreshService(clusters: clusterManager)),
+          .init(service: HousekeepingService(server: self)),
+          .init(
+            service: DataPlaneService(server: self), successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    serviceGroup.withLock { $0 = services }
+    if shutdownFlag.load(ordering: .relaxed) { await services.triggerGracefulShutdown() }
+    var failure: (any Error)?
+    do {
+      try await services.run()
+    } catch {
+      // The listeners' own error when they could not start (it names the listener and address).
+      failure = startupError.withLock { $0 } ?? error
+      if startupError.withLock({ $0 }) == nil { logger.critical("stopped on an error: \(error)") }
     }
-    await finalShutdown(adminChannel: adminChannel)
-    if let startupError { throw startupError }
+    accessLog.flush(waitingUpTo: .seconds(2))
+    try? await group.shutdownGracefully()
+    if let failure { throw failure }
+    logger.info("exited cleanly")
   }
 
-  /// Ends `run()`: SIGTERM, SIGINT and `/quitquitquit` call this.
+  /// The data plane's start (run by `DataPlaneService`): clusters resolved, listeners bound, LIVE.
+  func startServing() async throws {
+    state.set(.initializing)
+    await clusterManager.initialize()
+    do {
+      try await listenerManager.start()
+    } catch {
+      logger.critical("cannot start: \(error)")
+      startupError.withLock { $0 = error }
+      throw error
+    }
+    state.set(.live)
+    let initMs = (ContinuousClock.now - startedAt).components
+    stats.histogram("server.initialization_time_ms").record(
+      Double(initMs.seconds) * 1000 + Double(initMs.attoseconds) / 1e15)
+    logger.info(
+      "all listeners started; server LIVE",
+      metadata: [
+        "proxy.listeners": "\(listenerManager.listeners.count)", "proxy.concurrency": "\(concurrency)",
+      ])
+  }
+
+  /// The data plane's end: listeners stop accepting, then the workers stop (closing every connection).
+  func stopServing() async {
+    logger.info(
+      "shutting down: listeners stop accepting, workers close their connections",
+      metadata: ["proxy.reason": "\(shutdownFlag.load(ordering: .relaxed) ? "requested" : "signal")"])
+    await listenerManager.stopAccepting(inboundOnly: false)
+    engine.shutdown()
+  }
+
+  /// `/quitquitquit` (and tests): a graceful shutdown of the whole group, as SIGTERM.
   package func requestShutdown(reason: String) {
     guard !shutdownFlag.exchange(true, ordering: .relaxed) else { return }
     logger.info("shutting down", metadata: ["proxy.reason": "\(reason)"])
-    let waiter = shutdownRequested.withLock { current -> CheckedContinuation<Void, Never>? in
-      defer { current = nil }
-      return current
-    }
-    waiter?.resume()
-  }
-
-  private func waitForShutdown() async {
-    await withCheckedContinuation { continuation in
-      let resumeNow = shutdownRequested.withLock { current -> Bool in
-        if shutdownFlag.load(ordering: .relaxed) { return true }
-        current = continuation
-        return false
-      }
-      if resumeNow { continuation.resume() }
-    }
+    guard let services = serviceGroup.withLock({ $0 }) else { return }  // `run()` triggers it once it exists
+    Task { await services.triggerGracefulShutdown() }
   }
 
   /// `/drain_listeners`: stop accepting now, or (graceful) mark the listeners draining — HTTP answers with
@@ -195,7 +218,7 @@ package final class ProxyServer: Sendable {
     }
   }
 
-  private func periodicHousekeeping() async {
+  func periodicHousekeeping() async {
     // Access logs every --file-flush-interval-msec (at least 10 ms); sampled gauges every second;
     // histogram intervals every 5 s (Envoy's default stats flush interval).
     let tick = min(
@@ -223,12 +246,4 @@ package final class ProxyServer: Sendable {
     }
   }
 
-  private func finalShutdown(adminChannel: (any Channel)?) async {
-    await listenerManager.stopAccepting(inboundOnly: false)
-    engine.shutdown()  // closes every connection still open on the workers
-    try? await adminChannel?.close().get()
-    accessLog.flush(waitingUpTo: .seconds(2))
-    try? await group.shutdownGracefully()
-    logger.info("exited cleanly")
-  }
 }
