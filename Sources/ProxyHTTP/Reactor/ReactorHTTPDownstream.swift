@@ -2,27 +2,21 @@ internal import NIOCore
 internal import ProxyCore
 internal import ProxyEngine
 
-/// A downstream HTTP/1.1 connection on the reactor: moves bytes between a `Connection` and its
-/// `HTTPConnectionManager`, turns the manager's read decisions into `readDisable`, and owns the
-/// connection's one timer.
-final class ReactorHTTPDownstream: ConnectionCallbacks, HTTPDownstreamIO {
-  private let connection: Connection
+/// A downstream HTTP/1.1 connection on the reactor: the transport of an `HTTPConnectionManager`, with the
+/// connection's one timer and the listener's accounting.
+final class ReactorHTTPDownstream: ReactorHTTPTransport, ConnectionCallbacks, HTTPDownstreamIO {
   private let manager: HTTPConnectionManager
   private var accounting: ListenerConnectionAccounting?
-  /// Reading is disabled by this shell (one count of the connection's read-disable).
-  private var paused = true
-  private var aboveHighWatermark = false
   private var timer = TimerID.none
-  private var output = PendingOutput()
 
   private static let timerKind: UInt32 = 1
 
   private init(
     connection: Connection, manager: HTTPConnectionManager, accounting: ListenerConnectionAccounting
   ) {
-    self.connection = connection
     self.manager = manager
     self.accounting = accounting
+    super.init(connection: connection, paused: true)
   }
 
   /// Serves `connection` (accepted with reading disabled once) with `manager`.
@@ -44,36 +38,7 @@ final class ReactorHTTPDownstream: ConnectionCallbacks, HTTPDownstreamIO {
 
   var isWritable: Bool { !aboveHighWatermark && connection.state == .open }
 
-  func write(_ bytes: ByteBuffer) { output.append(bytes) }
-
-  func flush() { output.flush(to: connection) }
-
-  func closeAfterPendingWrites() {
-    output.flush(to: connection)
-    connection.close(.flushWrite)
-  }
-
-  func close() {
-    output.drop()
-    connection.close(.noFlush)
-  }
-
-  func shutdownOutputAfterPendingWrites() {
-    output.flush(to: connection)
-    connection.shutdownWrite()
-  }
-
-  func updateReading() {
-    guard connection.state == .open else { return }
-    let wanted = manager.shouldRead()
-    if wanted && paused {
-      paused = false
-      connection.readDisable(false)
-    } else if !wanted && !paused {
-      paused = true
-      connection.readDisable(true)
-    }
-  }
+  func updateReading() { setReading(manager.shouldRead()) }
 
   func scheduleTimer(at deadline: NIODeadline) {
     guard connection.state != .closed else { return }
@@ -93,11 +58,7 @@ final class ReactorHTTPDownstream: ConnectionCallbacks, HTTPDownstreamIO {
   // MARK: ConnectionCallbacks
 
   func onData(_ connection: Connection, endStream: Bool) {
-    var bytes = connection.takeReadBuffer()
-    manager.read(&bytes)
-    // The manager keeps what it still needs (a partial head, pipelined requests) as its own slice.
-    bytes.moveReaderIndex(to: bytes.writerIndex)
-    connection.returnReadBuffer(&bytes)
+    received { manager.read(&$0) }
     manager.readComplete()
     if endStream { manager.inputClosed() }
     updateReading()
@@ -117,13 +78,13 @@ final class ReactorHTTPDownstream: ConnectionCallbacks, HTTPDownstreamIO {
   }
 
   func onAboveWriteBufferHighWatermark(_ connection: Connection) {
-    aboveHighWatermark = true
+    wentAboveHighWatermark()
     manager.becameUnwritable()
     updateReading()
   }
 
   func onBelowWriteBufferLowWatermark(_ connection: Connection) {
-    aboveHighWatermark = false
+    wentBelowLowWatermark()
     manager.becameWritable()
     updateReading()
   }
@@ -132,11 +93,5 @@ final class ReactorHTTPDownstream: ConnectionCallbacks, HTTPDownstreamIO {
     guard kind == Self.timerKind else { return }
     manager.timerFired()
     updateReading()
-  }
-
-  /// Whole milliseconds from now to `deadline`, rounded up (a timer that fires early re-arms).
-  static func millisecondsUntil(_ deadline: NIODeadline) -> Int64 {
-    let nanoseconds = (deadline - .now()).nanoseconds
-    return nanoseconds <= 0 ? 0 : nanoseconds / 1_000_000 + 1
   }
 }

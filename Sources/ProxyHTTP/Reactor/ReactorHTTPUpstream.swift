@@ -8,23 +8,18 @@ internal import ProxyEngine
 
 /// An upstream HTTP/1.1 connection on the reactor: the transport of an `HTTPUpstreamConnection`, with the
 /// connect timeout and the pooled connection's idle check as the connection's timers.
-final class ReactorHTTPUpstream: ConnectionCallbacks, HTTPUpstreamIO {
-  private let connection: Connection
+final class ReactorHTTPUpstream: ReactorHTTPTransport, ConnectionCallbacks, HTTPUpstreamIO {
   private let core: HTTPUpstreamConnection
   private var connected = false
-  /// Reading is disabled by this shell (one count of the connection's read-disable).
-  private var paused = false
-  private var aboveHighWatermark = false
   private var connectTimer = TimerID.none
   private var idleTimer = TimerID.none
-  private var output = PendingOutput()
 
   private static let connectKind: UInt32 = 1
   private static let idleKind: UInt32 = 2
 
   private init(connection: Connection, core: HTTPUpstreamConnection) {
-    self.connection = connection
     self.core = core
+    super.init(connection: connection, paused: false)
   }
 
   /// Starts connecting `core` on `reactor`; the outcome reaches `core` (at once if the connect fails).
@@ -51,48 +46,19 @@ final class ReactorHTTPUpstream: ConnectionCallbacks, HTTPUpstreamIO {
   var isWritable: Bool { !aboveHighWatermark && connection.state != .closed }
   var localAddress: SocketAddress? { connection.localAddress }
 
-  func write(_ bytes: ByteBuffer) { output.append(bytes) }
-
-  /// Sends what is queued; a failed send closes the connection inside this call (`core.closed()`), which
-  /// is how a request on a pooled connection the upstream had reset is noticed and sent again.
-  func flush() { output.flush(to: connection) }
-
-  func close() {
-    output.drop()
-    connection.close(.noFlush)
-  }
-
-  func shutdownOutputAfterPendingWrites() {
-    output.flush(to: connection)
-    connection.shutdownWrite()
-  }
-
-  func updateReading() {
-    guard connection.state == .open else { return }
-    let wanted = core.shouldRead()
-    if wanted && paused {
-      paused = false
-      connection.readDisable(false)
-    } else if !wanted && !paused {
-      paused = true
-      connection.readDisable(true)
-    }
-  }
+  func updateReading() { setReading(core.shouldRead()) }
 
   func scheduleIdleCheck(at deadline: NIODeadline) {
     guard connection.state != .closed else { return }
     if idleTimer == .none { idleTimer = connection.makeTimer(kind: Self.idleKind) }
     guard !connection.reactor.isArmed(idleTimer) else { return }
-    connection.reactor.arm(idleTimer, afterMilliseconds: ReactorHTTPDownstream.millisecondsUntil(deadline))
+    connection.reactor.arm(idleTimer, afterMilliseconds: Self.millisecondsUntil(deadline))
   }
 
   // MARK: ConnectionCallbacks
 
   func onData(_ connection: Connection, endStream: Bool) {
-    var bytes = connection.takeReadBuffer()
-    core.read(&bytes)
-    bytes.moveReaderIndex(to: bytes.writerIndex)
-    connection.returnReadBuffer(&bytes)
+    received { core.read(&$0) }
     core.readComplete()
     if endStream { core.inputClosed() }
     updateReading()
@@ -113,12 +79,12 @@ final class ReactorHTTPUpstream: ConnectionCallbacks, HTTPUpstreamIO {
   }
 
   func onAboveWriteBufferHighWatermark(_ connection: Connection) {
-    aboveHighWatermark = true
+    wentAboveHighWatermark()
     core.writabilityChanged()
   }
 
   func onBelowWriteBufferLowWatermark(_ connection: Connection) {
-    aboveHighWatermark = false
+    wentBelowLowWatermark()
     core.writabilityChanged()
   }
 
