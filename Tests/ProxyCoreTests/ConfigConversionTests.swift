@@ -110,6 +110,35 @@ struct ConfigConversionTests {
     }
   }
 
+  /// HttpProtocolOptions is decoded once, at load: its idle timeout reaches the model (0s: never, absent:
+  /// Envoy's 1 h), and a value the pools could not use fails the load with its path.
+  @Test func httpProtocolOptionsAreDecodedAtLoad() throws {
+    func cluster(_ options: String?) throws(ProxyConfigError) -> Cluster {
+      let typed =
+        options.map {
+          #","typed_extension_protocol_options":{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions":{"@type":"type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",\#($0)}}"#
+        } ?? ""
+      let proto = try! Envoy_Config_Cluster_V3_Cluster(
+        jsonString: #"{"name":"c","type":"STATIC","connect_timeout":"1s"\#(typed)}"#)
+      var warnings: [ProxyConfigWarning] = []
+      return try Cluster(proto, warnings: &warnings)
+    }
+    #expect(try cluster(nil).upstreamHTTPIdleTimeout == .hours(1))
+    #expect(
+      try cluster(#""common_http_protocol_options":{"idle_timeout":"2.5s"}"#).upstreamHTTPIdleTimeout
+        == .milliseconds(2500))
+    #expect(
+      try cluster(#""common_http_protocol_options":{"idle_timeout":"0s"}"#).upstreamHTTPIdleTimeout == nil)
+    #expect(
+      throws: ProxyConfigError(
+        "typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions]"
+          + ".common_http_protocol_options.idle_timeout",
+        "9999999999s is out of range (at most 9223372035s, and nanos below 1e9)")
+    ) {
+      _ = try cluster(#""common_http_protocol_options":{"idle_timeout":"9999999999s"}"#)
+    }
+  }
+
   func convertRaw(filtersJSON: String) throws(ProxyConfigError) -> Listener {
     try convert(
       #"{"name":"x","address":{"socket_address":{"address":"127.0.0.1","port_value":1}},"filter_chains":[{"filters":\#(filtersJSON)}]}"#

@@ -35,7 +35,7 @@ import Testing
   }
 
   @Test func upstreamIdleTimeoutClosesOnlyIdleConnections() async throws {
-    let proxy = try await ProxyHarness(clusterIdleTimeout: .init(seconds: 0, nanos: 500_000_000))
+    let proxy = try await ProxyHarness(clusterIdleTimeout: .milliseconds(500))
     let client = try TestClient(port: proxy.port)
     func get() throws -> Int {
       try client.send("GET / HTTP/1.1\r\nHost: h\r\n\r\n")

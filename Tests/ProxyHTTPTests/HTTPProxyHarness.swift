@@ -227,7 +227,7 @@ final class ProxyHarness {
   init(
     hcm: HTTPConnectionManagerConfig.Proto? = nil, upstreamAddress: SocketAddress? = nil,
     withUpstream: Bool = true, direction: Listener.TrafficDirection = .inbound,
-    clusterIdleTimeout: Google_Protobuf_Duration? = nil
+    clusterIdleTimeout: TimeAmount? = nil
   ) async throws {
     group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     stats = try StatsStore(config: StatsConfig())
@@ -237,12 +237,7 @@ final class ProxyHarness {
     cluster.connectTimeout = .seconds(2)
     let address = upstreamAddress ?? upstream!.address
     cluster.endpoints = [Cluster.Endpoint(address: .socket(address))]
-    if let clusterIdleTimeout {
-      var options = Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions()
-      options.commonHTTPProtocolOptions.idleTimeout = clusterIdleTimeout
-      cluster.typedExtensionProtocolOptions[HTTPClusterState.httpProtocolOptionsKey] =
-        try Google_Protobuf_Any(message: options)
-    }
+    if let clusterIdleTimeout { cluster.upstreamHTTPIdleTimeout = clusterIdleTimeout }
     let logger = Logger(label: "test")
     let clusters = ClusterManager(clusters: [cluster], stats: stats, logger: logger)
     context = ProxyContext(clusterManager: clusters, stats: stats, logger: logger, accessLog: accessLog)

@@ -103,19 +103,19 @@ extension Cluster {
     if proto.hasOutlierDetection {
       warnings.append(ProxyConfigWarning("outlier_detection", "outlier detection is not supported; ignored"))
     }
-    typedExtensionProtocolOptions = proto.typedExtensionProtocolOptions
     let httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-    if let any = typedExtensionProtocolOptions[httpOptionsKey] {
-      // Read again by the HTTP pools: a value they could not use must fail the load, not a request.
+    if let any = proto.typedExtensionProtocolOptions[httpOptionsKey] {
+      // Decoded here, once: the data path never touches the Any, and a bad value fails the load.
       let path = "typed_extension_protocol_options[\(httpOptionsKey)]"
       guard let options = try? Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions(unpackingAny: any)
       else {
         throw ProxyConfigError(path, "is not a valid \(httpOptionsKey)")
       }
       if options.hasCommonHTTPProtocolOptions && options.commonHTTPProtocolOptions.hasIdleTimeout {
-        _ = try DurationConversion.timeAmount(
+        let idle = try DurationConversion.timeAmount(
           options.commonHTTPProtocolOptions.idleTimeout,
           path: path + ".common_http_protocol_options.idle_timeout")
+        upstreamHTTPIdleTimeout = idle == .zero ? nil : idle
       }
     }
     if proto.hasLoadAssignment {

@@ -1,5 +1,4 @@
 package import NIOCore
-package import SwiftProtobuf
 
 /// An upstream cluster as the data path sees it (Envoy's `Cluster`), validated once when the config
 /// arrives. How hosts are found is `discovery`; how one is chosen is `loadBalancing`.
@@ -57,8 +56,10 @@ package struct Cluster: Sendable {
   package var dnsRefreshRate: TimeAmount = .seconds(5)
   package var dnsLookupFamily: DNSLookupFamily = .auto
   package var perConnectionBufferLimitBytes: Int = 1024 * 1024
-  /// `typed_extension_protocol_options`, interpreted by the HTTP layer (upstream HTTP/1 vs HTTP/2).
-  package var typedExtensionProtocolOptions: [String: Google_Protobuf_Any] = [:]
+  /// `HttpProtocolOptions.common_http_protocol_options.idle_timeout` (in `typed_extension_protocol_options`,
+  /// decoded at load): pooled HTTP connections idle this long are closed. Envoy's default is 1 h (Istio
+  /// sets it from DestinationRule); nil (`0s`) keeps them.
+  package var upstreamHTTPIdleTimeout: TimeAmount? = .hours(1)
   /// The cluster was added by the bootstrap (false) or by CDS (true): `/clusters` prints it.
   package var addedViaAPI = false
 

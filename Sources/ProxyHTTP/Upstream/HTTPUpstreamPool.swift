@@ -1,8 +1,6 @@
-internal import EnvoyAPI
 internal import NIOCore
 internal import ProxyCore
 internal import ProxyEngine
-internal import SwiftProtobuf
 
 /// An upstream HTTP/1.1 connection a pool can hold while it is idle.
 protocol PooledHTTPUpstream: AnyObject {
@@ -105,10 +103,8 @@ final class HTTPClusterState {
   let cxHTTP1Total: Counter
   let byClass: [Counter]
   private var byCode: [Int: Counter] = [:]
-  /// Idle pooled connections are closed after this (Envoy's default 1 h); nil = never.
+  /// Idle pooled connections are closed after this (the cluster's `HttpProtocolOptions`); nil = never.
   let idleTimeout: TimeAmount?
-
-  static let httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
   init(cluster: UpstreamCluster) {
     self.cluster = cluster
@@ -126,7 +122,7 @@ final class HTTPClusterState {
     rqTime = scope.histogram("upstream_rq_time")
     cxHTTP1Total = scope.counter("upstream_cx_http1_total")
     byClass = (1...5).map { scope.counter("upstream_rq_\($0)xx") }
-    idleTimeout = Self.idleTimeout(of: cluster.config)
+    idleTimeout = cluster.config.upstreamHTTPIdleTimeout
   }
 
   /// Counts a response status: `upstream_rq_<code>` and `upstream_rq_<N>xx`.
@@ -142,16 +138,4 @@ final class HTTPClusterState {
     }
   }
 
-  /// `common_http_protocol_options.idle_timeout` of the cluster's `HttpProtocolOptions` (Istio sets
-  /// 1 h by default or what DestinationRule says); Envoy's default is 1 h, `0s` disables it.
-  static func idleTimeout(of config: Cluster) -> TimeAmount? {
-    guard let any = config.typedExtensionProtocolOptions[httpProtocolOptionsKey],
-      let options = try? Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions(unpackingAny: any),
-      options.hasCommonHTTPProtocolOptions, options.commonHTTPProtocolOptions.hasIdleTimeout
-    else { return .hours(1) }
-    guard let t = DurationConversion.checkedTimeAmount(options.commonHTTPProtocolOptions.idleTimeout) else {
-      return .hours(1)
-    }
-    return t == .zero ? nil : t
-  }
 }
