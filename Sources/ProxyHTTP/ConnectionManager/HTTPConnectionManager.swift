@@ -27,6 +27,9 @@ protocol HTTPDownstreamIO: AnyObject {
   func cancelTimer()
   /// Starts connecting `upstream` (which reports the outcome to its owner).
   func connect(_ upstream: HTTPUpstreamConnection)
+  /// A buffer for output to this connection, at least `capacity` bytes (the reactor lends a pooled one when
+  /// it fits, and takes it back once it is written).
+  func outputBuffer(capacity: Int) -> ByteBuffer
 }
 
 /// Envoy's HTTP connection manager for HTTP/1.1 without I/O: the owner of each request's state. It parses
@@ -102,6 +105,9 @@ final class HTTPConnectionManager {
   /// the reads wrote.
   private var inDownstreamRead = false
   private static let allocator = ByteBufferAllocator()
+  /// The arrays a head rewrite fills, kept between requests so that a request allocates none of them.
+  private var scratchAdded: [(name: String, value: String)] = []
+  private var scratchDrop: [Int] = []
 
   init(
     filter: HTTPConnectionManagerFilter, connection: DownstreamConnection, proxy: ProxyContext,
@@ -497,6 +503,7 @@ final class HTTPConnectionManager {
         capacity: HTTP1HeadWriter.capacity(
           for: head, rewrite: rewrite, bodyBytes: coalesce ? body?.readableBytes ?? 0 : 0))
       HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
+      recycle(rewrite)
       if head.expectsContinue && !config.proxy100Continue && head.version == .http11 {
         var reply = Self.allocator.buffer(capacity: 32)
         HTTP1HeadWriter.writeContinue(into: &reply)
@@ -524,11 +531,9 @@ final class HTTPConnectionManager {
     let vhost = stream.virtualHost!
     let global = config.routeConfig.headers
     let weighted = stream.weighted?.headers
-    var added: [(name: String, value: String)] = []
-    added.reserveCapacity(4)
+    var (added, drop) = takeScratch()
 
     headBytes.withUnsafeReadableBytes { raw in
-      var drop: [Int] = []
       let dropExpect = head.expectsContinue && !config.proxy100Continue
       let useRemoteAddress = config.useRemoteAddress
       var hasForwardedProto = false
@@ -593,8 +598,8 @@ final class HTTPConnectionManager {
           removals: removals, additions: additions, indices: indices, absentAmongAdded: true, added: &added,
           drop: &drop)
       }
-      rewrite.dropIndices = drop
     }
+    rewrite.dropIndices = drop
     var newTarget = targetRewritten ? target : nil
     if let prefix = forward.prefixRewrite, case .prefix(let matched) = route.match.path,
       target.utf8.count >= matched.utf8.count
@@ -610,6 +615,24 @@ final class HTTPConnectionManager {
     }
     rewrite.addedHeaders = added
     return rewrite
+  }
+
+  /// The scratch arrays, emptied, for one head rewrite (`recycle(_:)` gives them back).
+  private func takeScratch() -> ([(name: String, value: String)], [Int]) {
+    var added = scratchAdded
+    var drop = scratchDrop
+    scratchAdded = []
+    scratchDrop = []
+    added.removeAll(keepingCapacity: true)
+    drop.removeAll(keepingCapacity: true)
+    if added.capacity < 4 { added.reserveCapacity(4) }
+    return (added, drop)
+  }
+
+  /// Keeps a written rewrite's arrays for the next request (their storage, once the rewrite is gone).
+  private func recycle(_ rewrite: HTTP1HeadRewrite) {
+    scratchAdded = rewrite.addedHeaders
+    scratchDrop = rewrite.dropIndices
   }
 
   // MARK: Upstream connections
@@ -703,7 +726,7 @@ final class HTTPConnectionManager {
     let action = machine.responseHeadStarted(
       status: status, draining: proxy.drain.shouldClose(connection.listener.direction),
       bodyUntilClose: framing == .untilClose)
-    var drop: [Int] = []
+    var (added, drop) = takeScratch()
     var close = false
     switch action {
     case .upgrade:
@@ -712,8 +735,6 @@ final class HTTPConnectionManager {
       close = c
       if drainClose { stats.cxDrainClose.inc() }
     }
-    var added: [(name: String, value: String)] = []
-    added.reserveCapacity(3)
     headBytes.withUnsafeReadableBytes { raw in
       if config.serverHeaderTransformation != .passThrough {
         var hasServer = false
@@ -753,10 +774,11 @@ final class HTTPConnectionManager {
     }
     let rewrite = HTTP1HeadRewrite(dropIndices: drop, addedHeaders: added)
     let coalesce = body.map { $0.readableBytes <= 16 * 1024 } ?? true
-    var out = Self.allocator.buffer(
+    var out = io.outputBuffer(
       capacity: HTTP1HeadWriter.capacity(
         for: head, rewrite: rewrite, bodyBytes: coalesce ? body?.readableBytes ?? 0 : 0))
     HTTP1HeadWriter.write(head, from: headBytes, rewrite: rewrite, body: coalesce ? body : nil, into: &out)
+    recycle(rewrite)
     stream.sent &+= UInt64(out.readableBytes)
     io.write(out)
     if let body, !coalesce {
@@ -936,7 +958,7 @@ final class HTTPConnectionManager {
         headers.append((addition.name, addition.value))
       }
     }
-    var out = Self.allocator.buffer(capacity: 160 + body.utf8.count)
+    var out = io.outputBuffer(capacity: 160 + body.utf8.count)
     HTTP1HeadWriter.writeLocalReply(
       status: status, body: body, extraHeaders: headers, close: close, isHeadRequest: stream.isHead,
       into: &out)

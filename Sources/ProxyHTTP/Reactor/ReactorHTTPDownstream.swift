@@ -16,7 +16,7 @@ final class ReactorHTTPDownstream: ReactorHTTPTransport, ConnectionCallbacks, HT
   ) {
     self.manager = manager
     self.accounting = accounting
-    super.init(connection: connection, paused: true)
+    super.init(connection: connection, paused: true, returnsWrittenBuffers: true)
   }
 
   /// Serves `connection` (accepted with reading disabled once) with `manager`.

@@ -12,14 +12,26 @@ internal import ProxyEngine
 /// (it may close the connection and re-enter the core).
 class ReactorHTTPTransport {
   let connection: Connection
+  /// Written output buffers of the pool's size go back to the reactor's pool (the downstream side, whose
+  /// response heads are written into pooled buffers).
+  private let returnsWrittenBuffers: Bool
   private var pending: ByteBuffer?
   /// Reading is disabled by this transport (one count of the connection's read-disable).
   private var paused: Bool
   private(set) var aboveHighWatermark = false
 
-  init(connection: Connection, paused: Bool) {
+  init(connection: Connection, paused: Bool, returnsWrittenBuffers: Bool) {
     self.connection = connection
     self.paused = paused
+    self.returnsWrittenBuffers = returnsWrittenBuffers
+  }
+
+  private static let allocator = ByteBufferAllocator()
+
+  /// A pooled buffer when `capacity` fits one (given back once written, see `flush`), else a new one.
+  func outputBuffer(capacity: Int) -> ByteBuffer {
+    let pool = connection.reactor.buffers
+    return capacity <= pool.bufferSize ? pool.take() : Self.allocator.buffer(capacity: capacity)
   }
 
   func write(_ bytes: ByteBuffer) {
@@ -37,6 +49,8 @@ class ReactorHTTPTransport {
     guard var data = pending else { return }
     pending = nil
     connection.write(&data)
+    let pool = connection.reactor.buffers
+    if returnsWrittenBuffers, data.readableBytes == 0, data.capacity == pool.bufferSize { pool.give(&data) }
   }
 
   func closeAfterPendingWrites() {

@@ -19,7 +19,7 @@ final class ReactorHTTPUpstream: ReactorHTTPTransport, ConnectionCallbacks, HTTP
 
   private init(connection: Connection, core: HTTPUpstreamConnection) {
     self.core = core
-    super.init(connection: connection, paused: false)
+    super.init(connection: connection, paused: false, returnsWrittenBuffers: false)
   }
 
   /// Starts connecting `core` on `reactor`; the outcome reaches `core` (at once if the connect fails).
