@@ -370,6 +370,10 @@ def main():
             server.stop()
         raise
     try:
+        # Idle connections first: after the load runs the allocator holds freed pages, and RSS would not
+        # grow for them (the figure read 0.0 MiB).
+        pf_conn = idle_connections_rss(pilotfish, pilotfish.tcp_port)
+        ha_conn = idle_connections_rss(haproxy, haproxy.tcp_port)
         results = {}
 
         def record(key, value):
@@ -483,8 +487,6 @@ def main():
                 print(f"  {name:48} {text}")
             print()
         pf_idle, ha_idle = rss_kib(pilotfish.pid), rss_kib(haproxy.pid)
-        pf_conn = idle_connections_rss(pilotfish, pilotfish.tcp_port)
-        ha_conn = idle_connections_rss(haproxy, haproxy.tcp_port)
         print(f"RSS idle: pilotfish {pf_idle / 1024:.1f} MiB, haproxy {ha_idle / 1024:.1f} MiB "
               f"(anonymous: pilotfish {rss_kib(pilotfish.pid, 'RssAnon') / 1024:.1f} MiB, "
               f"haproxy {rss_kib(haproxy.pid, 'RssAnon') / 1024:.1f} MiB)")
