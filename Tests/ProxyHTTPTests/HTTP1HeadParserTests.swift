@@ -6,6 +6,50 @@ import Testing
   static let simpleGet =
     "GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\t \r\nAccept:*/*\r\n\r\n"
 
+  /// A connection hands each finished head's field array back for the next parse: the next head has only
+  /// its own fields (none of the previous one's), and the array's storage is reused.
+  @Test func aReusedFieldArrayHoldsOnlyTheNewHeadsFields() throws {
+    var storage: [HTTP1HeaderField] = []
+    let first = bytes(Self.simpleGet)
+    guard
+      case .complete(let head1, _) = first.withUnsafeBytes({
+        HTTP1HeadParser.parseRequest($0, fieldStorage: &storage)
+      })
+    else {
+      Issue.record("first head did not parse")
+      return
+    }
+    #expect(head1.fields.count == 3)
+    storage = head1.fields
+    let capacity = storage.capacity
+    let second = bytes("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    guard
+      case .complete(let head2, _) = second.withUnsafeBytes({
+        HTTP1HeadParser.parseRequest($0, fieldStorage: &storage)
+      })
+    else {
+      Issue.record("second head did not parse")
+      return
+    }
+    #expect(head2.fields.count == 1)
+    #expect(head2.fields.capacity == capacity)
+    second.withUnsafeBytes { buf in
+      #expect(head2.name(at: 0, in: buf) == "Host")
+      #expect(head2.header(named: "user-agent", in: buf) == nil)
+    }
+    let response = bytes("HTTP/1.1 204 No Content\r\nServer: s\r\n\r\n")
+    storage = head2.fields
+    guard
+      case .complete(let head3, _) = response.withUnsafeBytes({
+        HTTP1HeadParser.parseResponse($0, requestMethod: .get, fieldStorage: &storage)
+      })
+    else {
+      Issue.record("response head did not parse")
+      return
+    }
+    #expect(head3.fields.count == 1 && head3.status == 204)
+  }
+
   @Test func parsesRequestIntoOffsets() throws {
     let raw = bytes(Self.simpleGet)
     let result = parseRequest(raw)

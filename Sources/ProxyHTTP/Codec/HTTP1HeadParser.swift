@@ -18,7 +18,19 @@ package enum HTTP1HeadParser {
   package static func parseRequest(
     _ bytes: UnsafeRawBufferPointer, limits: HTTP1Limits = HTTP1Limits()
   ) -> ParseResult {
+    var storage: [HTTP1HeaderField] = []
+    return parseRequest(bytes, limits: limits, fieldStorage: &storage)
+  }
+
+  /// As `parseRequest(_:limits:)`, with the field array taken from `fieldStorage` (emptied, its capacity
+  /// kept): a connection that hands back a finished head's `fields` parses the next head without
+  /// allocating.
+  package static func parseRequest(
+    _ bytes: UnsafeRawBufferPointer, limits: HTTP1Limits = HTTP1Limits(),
+    fieldStorage: inout [HTTP1HeaderField]
+  ) -> ParseResult {
     var p = Parser(bytes: bytes, limits: limits)
+    swap(&p.storage, &fieldStorage)
     do throws(HTTP1ParseStop) {
       return try p.parseRequest()
     } catch {
@@ -34,7 +46,17 @@ package enum HTTP1HeadParser {
   package static func parseResponse(
     _ bytes: UnsafeRawBufferPointer, requestMethod: HTTP1Method, limits: HTTP1Limits = HTTP1Limits()
   ) -> ParseResult {
+    var storage: [HTTP1HeaderField] = []
+    return parseResponse(bytes, requestMethod: requestMethod, limits: limits, fieldStorage: &storage)
+  }
+
+  /// As `parseResponse(_:requestMethod:limits:)`, reusing `fieldStorage` as `parseRequest` does.
+  package static func parseResponse(
+    _ bytes: UnsafeRawBufferPointer, requestMethod: HTTP1Method, limits: HTTP1Limits = HTTP1Limits(),
+    fieldStorage: inout [HTTP1HeaderField]
+  ) -> ParseResult {
     var p = Parser(bytes: bytes, limits: limits)
+    swap(&p.storage, &fieldStorage)
     do throws(HTTP1ParseStop) {
       return try p.parseResponse(requestMethod: requestMethod)
     } catch {
@@ -59,6 +81,8 @@ private struct Parser {
   /// Bytes we may look at: the head may not be longer than `limits.maxHeadBytes`.
   let end: Int
   var i = 0
+  /// The array the head's fields go into (a caller's, emptied; see `fieldStorage`).
+  var storage: [HTTP1HeaderField] = []
 
   init(bytes: UnsafeRawBufferPointer, limits: HTTP1Limits) {
     self.bytes = bytes
@@ -194,7 +218,9 @@ private struct Parser {
 
   mutating func fields(into head: inout HTTP1Head) throws(HTTP1ParseStop) {
     var fields: [HTTP1HeaderField] = []
-    fields.reserveCapacity(16)
+    swap(&fields, &storage)
+    fields.removeAll(keepingCapacity: true)
+    if fields.capacity < 16 { fields.reserveCapacity(16) }
     while true {
       let first = try byte(i)
       if first == B.cr {

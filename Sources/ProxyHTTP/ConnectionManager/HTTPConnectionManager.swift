@@ -108,6 +108,7 @@ final class HTTPConnectionManager {
   /// The arrays a head rewrite fills, kept between requests so that a request allocates none of them.
   private var scratchAdded: [(name: String, value: String)] = []
   private var scratchDrop: [Int] = []
+  private var scratchFields: [HTTP1HeaderField] = []
 
   init(
     filter: HTTPConnectionManagerFilter, connection: DownstreamConnection, proxy: ProxyContext,
@@ -282,7 +283,9 @@ final class HTTPConnectionManager {
       // once) must not grow the output without bound: the next request waits until the responses before
       // it drained below the write watermark.
       guard io?.isWritable ?? false else { return }
-      let result = bytes.withUnsafeReadableBytes { HTTP1HeadParser.parseRequest($0, limits: config.limits) }
+      let result = bytes.withUnsafeReadableBytes {
+        HTTP1HeadParser.parseRequest($0, limits: config.limits, fieldStorage: &scratchFields)
+      }
       switch result {
       case .incomplete:
         return
@@ -293,6 +296,7 @@ final class HTTPConnectionManager {
       case .complete(let head, let framing):
         let headBytes = bytes.readSlice(length: head.length)!
         startStream(head, framing: framing, headBytes: headBytes, rest: &bytes)
+        scratchFields = head.fields  // the next head's field array, once this one is gone
       }
     }
   }

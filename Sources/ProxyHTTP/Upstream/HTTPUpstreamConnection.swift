@@ -49,6 +49,8 @@ final class HTTPUpstreamConnection: PooledHTTPUpstream {
   private var downstream: HTTPConnectionManager?
   private var requestMethod: HTTP1Method = .get
   private var partialHead: ByteBuffer?
+  /// The last response head's field array, kept for the next parse.
+  private var scratchFields: [HTTP1HeaderField] = []
   private var framer = BodyFramer.none
   /// The response said `connection: close`, or the body ran until close, or bytes followed it.
   private var mustClose = false
@@ -231,7 +233,7 @@ final class HTTPUpstreamConnection: PooledHTTPUpstream {
     while phase == .awaitingHead {
       guard bytes.readableBytes > 0 else { return }
       let result = bytes.withUnsafeReadableBytes {
-        HTTP1HeadParser.parseResponse($0, requestMethod: requestMethod)
+        HTTP1HeadParser.parseResponse($0, requestMethod: requestMethod, fieldStorage: &scratchFields)
       }
       switch result {
       case .incomplete:
@@ -268,6 +270,7 @@ final class HTTPUpstreamConnection: PooledHTTPUpstream {
         let (body, complete) = takeBody(&bytes)
         downstream?.upstreamResponseHead(
           head, bytes: headBytes, body: body, complete: complete, framing: framing)
+        scratchFields = head.fields  // the next response's field array, once this one is gone
         if complete {
           finishResponse(leftover: bytes.readableBytes)
         } else if phase == .tunnel, bytes.readableBytes > 0 {
