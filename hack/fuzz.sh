@@ -79,8 +79,12 @@ fi
 ((${#selected[@]})) || selected=("${targets_all[@]}")
 scratch=.build-fuzz
 config=${FUZZ_CONFIG:-$([ "$mode" = smoke ] && echo debug || echo release)}
+# swiftc keeps only the last `-sanitize=` flag and SwiftPM passes `-sanitize=fuzzer -sanitize=address`
+# separately: without the explicit coverage flags the library modules got AddressSanitizer but no coverage
+# counters, and libFuzzer mutated blind outside the harness ("Is the code instrumented for coverage?").
+build_flags=(-c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$scratch"
+  -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table)
 # Some targets reach internals with `@testable import`, which an optimised build allows only with this.
-build_flags=(-c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$scratch")
 if [ "$config" = release ]; then build_flags+=(-Xswiftc -enable-testing); fi
 export PILOTFISH_FUZZ=1
 for target in "${selected[@]}"; do
@@ -109,6 +113,11 @@ for target in "${selected[@]}"; do
   "$bin/Fuzz$target" "$corpus" "Tests/FuzzCorpus/$target" "${budget[@]}" -max_len="${max_len[$target]}" \
     -timeout="${FUZZ_TIMEOUT:-30}" -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$scratch/crashes/$target-" \
     >"$log" 2>&1 || status=$?
+  # A binary whose parsers carry no coverage counters fuzzes blind: that is a failure of this script.
+  if grep -q "Is the code instrumented for coverage" "$log"; then
+    echo "hack/fuzz.sh: $target is not instrumented for coverage (see the build flags above); log $log" >&2
+    status=2
+  fi
   # libFuzzer's final stats (-print_final_stats=1): inputs run and average executions per second.
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
