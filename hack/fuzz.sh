@@ -87,13 +87,22 @@ build_flags=(-c "$config" --sanitize=fuzzer --sanitize=address --scratch-path "$
 # Some targets reach internals with `@testable import`, which an optimised build allows only with this.
 if [ "$config" = release ]; then build_flags+=(-Xswiftc -enable-testing); fi
 export PILOTFISH_FUZZ=1
+# SwiftPM does not recompile modules when only -Xswiftc flags change (an optimised build kept uninstrumented
+# objects): a build directory made with other flags is removed first.
+bin=$(swift build "${build_flags[@]}" --show-bin-path)
+stamp="$scratch/.flags-$config"
+if [ -d "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" != "${build_flags[*]}" ]; then
+  echo "hack/fuzz.sh: build flags changed; rebuilding $bin from scratch" >&2
+  rm -rf "$(readlink -f "$bin")"
+fi
+mkdir -p "$scratch"
+echo "${build_flags[*]}" >"$stamp"
 for target in "${selected[@]}"; do
   echo "hack/fuzz.sh: building Fuzz$target" >&2
   # gold warns once per AddressSanitizer helper symbol it cannot export (hundreds of lines, harmless).
   swift build "${build_flags[@]}" --product "Fuzz$target" 2>&1 \
     | { grep -v "Cannot export local symbol '__asan" || true; } >&2
 done
-bin=$(swift build "${build_flags[@]}" --show-bin-path)
 
 # A crash must reach libFuzzer's handler (which saves the input) at once, not Swift's interactive backtracer.
 export SWIFT_BACKTRACE=enable=no
