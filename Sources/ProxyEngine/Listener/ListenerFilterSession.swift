@@ -48,7 +48,7 @@ final class ListenerFilterSession: ConnectionCallbacks {
     listener.listener.stats.preCxActive.inc()
     if let limit = listener.listener.config.listenerFiltersTimeout {
       session.timer = connection.makeTimer(kind: timeoutKind)
-      connection.reactor.arm(session.timer, afterMilliseconds: max(0, limit.nanoseconds / 1_000_000))
+      connection.reactor.arm(session.timer, after: limit)
     }
     if !connection.isReadEnabled { connection.readDisable(false) }
   }
@@ -122,9 +122,8 @@ final class ListenerFilterSession: ConnectionCallbacks {
     if timer != .none { connection.reactor.cancel(timer) }
     listener.listener.stats.preCxActive.dec()
     if connection.isReadEnabled { connection.readDisable(true) }
-    var bytes = connection.takeReadBuffer()
+    let bytes = connection.takeReadBuffer()
     let initialBytes = bytes.readableBytes > 0 ? bytes : nil
-    bytes = ByteBuffer()
     connection.callbacks = nil
     listener.serve(
       connection, info: info, proxy: proxy, initialBytes: initialBytes, accounting: accounting, logger: logger

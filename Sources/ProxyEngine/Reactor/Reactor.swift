@@ -1,5 +1,6 @@
 internal import CReactor
 internal import NIOConcurrencyHelpers
+package import NIOCore
 internal import Synchronization
 
 #if canImport(Glibc)
@@ -163,6 +164,11 @@ package final class Reactor {
   /// Arms `timer` to fire `milliseconds` from now (re-arming later costs one store).
   package func arm(_ timer: TimerID, afterMilliseconds milliseconds: Int64) {
     timers.arm(timer, at: now &+ max(0, milliseconds))
+  }
+
+  /// Arms `timer` to fire after `delay` (whole milliseconds, negative as zero).
+  package func arm(_ timer: TimerID, after delay: TimeAmount) {
+    arm(timer, afterMilliseconds: max(0, delay.nanoseconds / 1_000_000))
   }
 
   package func cancel(_ timer: TimerID) { timers.cancel(timer) }

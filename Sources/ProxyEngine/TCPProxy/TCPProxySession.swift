@@ -107,7 +107,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     downstreamPaused = true
     if let timeout = route.filter.config.idleTimeout {
       idleTimer = downstream.makeTimer(kind: Self.idleKind)
-      downstream.reactor.arm(idleTimer, afterMilliseconds: Self.milliseconds(timeout))
+      downstream.reactor.arm(idleTimer, after: timeout)
     }
     connect()
   }
@@ -137,7 +137,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     connection.halfCloseEnabled = true
     upstream = connection
     connectTimer = connection.makeTimer(kind: Self.connectKind)
-    connection.reactor.arm(connectTimer, afterMilliseconds: Self.milliseconds(cluster.config.connectTimeout))
+    connection.reactor.arm(connectTimer, after: cluster.config.connectTimeout)
   }
 
   private func connectFailed(errno code: Int32, reason: String, timedOut: Bool = false) {
@@ -316,7 +316,7 @@ package final class TCPProxySession: ConnectionCallbacks {
 
   private func touch() {
     guard idleTimer != .none, let timeout = route.filter.config.idleTimeout else { return }
-    downstream.reactor.arm(idleTimer, afterMilliseconds: Self.milliseconds(timeout))
+    downstream.reactor.arm(idleTimer, after: timeout)
   }
 
   private func reportBytes() { bytes.report(to: route.filter.stats, cluster: cluster?.stats) }
@@ -346,11 +346,4 @@ package final class TCPProxySession: ConnectionCallbacks {
       responseFlags: responseFlags, terminationDetails: terminationDetails)
     route.filter.logAccess(info, outcome, to: proxy.accessLog)
   }
-
-  // MARK: Helpers
-
-  static func milliseconds(_ amount: TimeAmount) -> Int64 {
-    max(0, amount.nanoseconds / 1_000_000)
-  }
-
 }

@@ -38,7 +38,7 @@ final class ReactorHTTPUpstream: ReactorHTTPTransport, ConnectionCallbacks, HTTP
     shell.connectTimer = connection.makeTimer(kind: connectKind)
     reactor.arm(
       shell.connectTimer,
-      afterMilliseconds: max(0, core.cluster.config.connectTimeout.nanoseconds / 1_000_000))
+      after: core.cluster.config.connectTimeout)
   }
 
   // MARK: HTTPUpstreamIO
