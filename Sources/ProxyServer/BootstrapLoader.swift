@@ -1,7 +1,7 @@
 package import EnvoyAPI
 internal import Foundation
 internal import PilotfishKit
-internal import SwiftProtobuf
+package import SwiftProtobuf
 
 /// Reads a v3 bootstrap the way Envoy does: `-c` (JSON, YAML, or binary by extension; anything else is
 /// tried as JSON, then YAML) with `--config-yaml` merged over it using protobuf merge semantics (singular
@@ -93,6 +93,17 @@ package enum BootstrapLoader {
   package static func decode(
     _ text: String, format: Format, source: String, allowUnknownFields: Bool
   ) throws(BootstrapError) -> Loaded {
+    let (bootstrap, warnings) = try decodeMessage(
+      text, as: Envoy_Config_Bootstrap_V3_Bootstrap.self, format: format, source: source,
+      allowUnknownFields: allowUnknownFields)
+    return Loaded(bootstrap: bootstrap, warnings: warnings)
+  }
+
+  /// Decodes one JSON or YAML document as `M` (a bootstrap, a DiscoveryResponse of a watched config file),
+  /// reporting the first problem with its field path.
+  package static func decodeMessage<M: SwiftProtobuf.Message>(
+    _ text: String, as type: M.Type, format: Format, source: String, allowUnknownFields: Bool
+  ) throws(BootstrapError) -> (M, [BootstrapError]) {
     var json: JSONValue
     do {
       switch format {
@@ -115,18 +126,17 @@ package enum BootstrapLoader {
     }
     json = json.wrappingIstioExtensionTypes()
     var checker = ProtoJSONChecker(source: source, allowUnknownFields: allowUnknownFields)
-    try checker.check(json, as: Envoy_Config_Bootstrap_V3_Bootstrap.self, path: FieldPath())
+    try checker.check(json, as: M.self, path: FieldPath())
     var options = JSONDecodingOptions()
     options.ignoreUnknownFields = allowUnknownFields
     do {
-      let bootstrap = try Envoy_Config_Bootstrap_V3_Bootstrap(
-        jsonString: json.jsonText(pretty: false, escapingHTML: false), options: options)
-      return Loaded(bootstrap: bootstrap, warnings: checker.warnings)
+      let message = try M(jsonString: json.jsonText(pretty: false, escapingHTML: false), options: options)
+      return (message, checker.warnings)
     } catch {
       // The walk found nothing specific; report what the decoder says.
       throw BootstrapError(
         code: .invalidValue, source: source, path: "",
-        message: "invalid bootstrap (\(ProtoJSONChecker.reason(error)))")
+        message: "invalid \(M.protoMessageName) (\(ProtoJSONChecker.reason(error)))")
     }
   }
 

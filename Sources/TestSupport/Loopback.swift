@@ -164,10 +164,22 @@ package struct LoopbackClient {
     var out: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: chunk)
     while true {
-      let n = read(fd, &buffer, chunk)
+      let n = Glibc.read(fd, &buffer, chunk)
       if n <= 0 { break }
       out.append(contentsOf: buffer[0..<n])
       if pauseMicros > 0 { usleep(pauseMicros) }
+    }
+    return out
+  }
+
+  /// Reads exactly `count` bytes (fewer at EOF, error or the 10 s receive timeout).
+  package func read(count: Int) -> [UInt8] {
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: max(1, count))
+    while out.count < count {
+      let n = Glibc.read(fd, &buffer, count - out.count)
+      if n <= 0 { break }
+      out.append(contentsOf: buffer[0..<n])
     }
     return out
   }
@@ -177,7 +189,7 @@ package struct LoopbackClient {
     var total = 0
     var buffer = [UInt8](repeating: 0, count: chunk)
     while true {
-      let n = read(fd, &buffer, chunk)
+      let n = Glibc.read(fd, &buffer, chunk)
       if n <= 0 { break }
       total += n
       if pauseMicros > 0 { usleep(pauseMicros) }

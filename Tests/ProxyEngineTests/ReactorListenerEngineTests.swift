@@ -37,7 +37,8 @@ extension SocketSuites {
       defer { engine.shutdown() }
       #expect(engine.canServe(listener))
       let binding = try await engine.bind(
-        listener, handOff: HandOffTable([listener]), context: context, globalConnectionLimit: nil)
+        ConfigCell(listener), handOff: ConfigCell(HandOffTable([listener])), context: context,
+        globalConnectionLimit: nil)
       listener.setEngineBinding(binding)
       try body(listener, stats)
       await binding.stopAccepting()

@@ -47,9 +47,15 @@ import Testing
     #expect(configError(proto)?.path == "codec_type")
     #expect(configError(proto)?.message.contains("not supported yet") == true)
 
+    // RDS: over ADS only, and the name is kept for the route table's provider.
     proto = base()
     proto.rds.routeConfigName = "80"
-    #expect(configError(proto)?.path == "rds")
+    #expect(configError(proto)?.path == "rds.config_source")
+    proto.rds.configSource.ads = .init()
+    #expect(configError(proto) == nil)
+    #expect((try? HTTPConnectionManagerConfig(proto, accessLog: AccessLogSink()))?.rdsRouteConfigName == "80")
+    proto.rds.routeConfigName = ""
+    #expect(configError(proto)?.path == "rds.route_config_name")
 
     proto = base()
     var routes = [routeProto(), routeProto(), routeProto()]

@@ -177,7 +177,7 @@ extension Cluster {
     return try SocketAddress(socket, path: path)
   }
 
-  private static func endpoints(
+  package static func endpoints(
     _ assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment, discovery: Discovery, path: String
   ) throws(ProxyConfigError) -> [Endpoint] {
     var out: [Endpoint] = []

@@ -1,6 +1,6 @@
 package import EnvoyAPI
 package import NIOCore
-internal import SwiftProtobuf
+package import SwiftProtobuf
 
 extension Listener {
   /// Validates a listener resource and builds its filter chains. Errors carry the field path inside the
@@ -66,6 +66,19 @@ extension Listener {
       throw ProxyConfigError(
         "filter_chains", "listener needs at least one filter chain or a default_filter_chain")
     }
+    var rest = proto
+    rest.filterChains = []
+    rest.clearDefaultFilterChain()
+    configKey = rest.deterministicBytes
+  }
+}
+
+extension SwiftProtobuf.Message {
+  /// The message's bytes with map entries in a fixed order, for comparing configs.
+  package var deterministicBytes: [UInt8] {
+    var options = BinaryEncodingOptions()
+    options.useDeterministicOrdering = true
+    return (try? serializedBytes(options: options)) ?? []
   }
 }
 
@@ -264,6 +277,7 @@ extension FilterChain {
       proto.name.isEmpty ? (index >= 0 ? "filter_chains[\(index)]" : "default_filter_chain") : proto.name
     self.init(name: name, terminal: terminal)
     skippedFilters = skipped
+    configKey = proto.deterministicBytes
     if proto.hasFilterChainMatch {
       match = try FilterChainMatch(proto.filterChainMatch, path: path + ".filter_chain_match")
     }

@@ -29,18 +29,6 @@ package final class ActiveListener: Sendable {
 
   func setEngineBinding(_ binding: any ListenerEngineBinding) { engineBinding.withLock { $0 = binding } }
 
-  /// Closes the listening sockets; open connections are not touched. False when none was open.
-  func stopAccepting() async -> Bool {
-    let binding = engineBinding.withLock { current -> (any ListenerEngineBinding)? in
-      defer { current = nil }
-      return current
-    }
-    await binding?.stopAccepting()
-    return binding != nil
-  }
-
-  var isAccepting: Bool { engineBinding.withLock { $0 != nil } }
-
   /// The inspectors that run for a connection to `destinationPort` (those not disabled by their predicate).
   package func inspectors(destinationPort: Int) -> (tls: Bool, http: Bool) {
     var tls = false

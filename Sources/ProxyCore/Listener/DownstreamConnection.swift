@@ -22,6 +22,8 @@ package struct DownstreamConnection: Sendable {
   /// Wall-clock start, for access logs.
   package var startTime: Int64
   package var startDeadline: NIODeadline
+  /// The drain of the filter chain serving the connection (set once the chain is chosen).
+  package var chainDrain: ChainDrain?
 
   package init(
     id: UInt64, listener: ListenerInfo, remoteAddress: SocketAddress, localAddress: SocketAddress

@@ -1,16 +1,18 @@
 package import NIOCore
 
-/// A data path other than NIO channels that serves some listeners (ProxyEngine's reactors). The listener
-/// manager asks it first; listeners it cannot serve yet stay on NIO.
+/// The data path that serves listeners (ProxyEngine's reactors).
 package protocol ListenerEngine: Sendable {
-  /// Whether the engine can serve `listener`'s filter chains. (A `use_original_dst` listener is served by
-  /// the engine only when every listener it may hand a connection to can be.)
+  /// Whether the engine can serve `listener`'s filter chains.
   func canServe(_ listener: ActiveListener) -> Bool
-  /// Binds `listener` on every worker and starts accepting; `handOff` finds the listener a
-  /// `use_original_dst` connection goes to.
+  /// Binds the listener in `slot` on every worker and starts accepting. The workers follow the slot: an
+  /// in-place update (same address and socket options) publishes a new listener there instead of
+  /// rebinding. `handOff` finds the listener a `use_original_dst` connection goes to.
   func bind(
-    _ listener: ActiveListener, handOff: HandOffTable, context: ProxyContext, globalConnectionLimit: Int?
+    _ slot: ConfigCell<ActiveListener>, handOff: ConfigCell<HandOffTable>, context: ProxyContext,
+    globalConnectionLimit: Int?
   ) async throws -> any ListenerEngineBinding
+  /// Closes, on every worker, the connections still open on filter chains whose drain is one of `drains`.
+  func closeConnections(drainedBy drains: [ChainDrain]) async
 }
 
 /// A listener bound by a `ListenerEngine`.

@@ -36,6 +36,9 @@ package struct Listener: Sendable {
   /// `enable_reuse_port` (default on, as Envoy on Linux): each worker binds its own SO_REUSEPORT socket;
   /// off, the workers share one socket.
   package var reusePort = true
+  /// The listener's config without its filter chains (deterministic protobuf bytes): equal keys mean an
+  /// update changed filter chains only, which is applied in place.
+  package var configKey: [UInt8] = []
 
   package init(name: String, address: SocketAddress) {
     self.name = name
@@ -52,6 +55,11 @@ package struct FilterChain: Sendable {
   package var terminal: any TerminalNetworkFilter
   /// Filters accepted but not run (Istio's stats and metadata-exchange filters), for /config_dump.
   package var skippedFilters: [String] = []
+  /// The chain's config (deterministic protobuf bytes): an update with the same bytes keeps this chain,
+  /// its filter and its connections.
+  package var configKey: [UInt8] = []
+  /// Set when an update removed or changed this chain: its connections drain.
+  package let drain = ChainDrain()
 
   package init(name: String, terminal: any TerminalNetworkFilter) {
     self.name = name

@@ -1,4 +1,5 @@
 package import NIOCore
+package import ProxyCore
 
 #if canImport(Glibc)
   internal import Glibc
@@ -64,6 +65,9 @@ package final class Connection: ReactorHandle {
   /// Who hears about data and events: held until the connection closes (then released, which breaks the
   /// session ↔ connection cycle).
   package var callbacks: (any ConnectionCallbacks)?
+  /// A downstream connection's filter-chain drain: when a listener update drains the chain and the drain
+  /// time is over, the connection is closed.
+  package var chainDrain: ChainDrain?
   /// Received bytes not yet consumed by the callbacks (empty and pooled when there are none).
   package var readBuffer = ByteBuffer()
   private var writeBuffer = ByteBuffer()

@@ -36,8 +36,10 @@ package final class ReactorListenerEngine: ListenerEngine {
   }
 
   package func bind(
-    _ listener: ActiveListener, handOff: HandOffTable, context: ProxyContext, globalConnectionLimit: Int?
+    _ slot: ConfigCell<ActiveListener>, handOff: ConfigCell<HandOffTable>, context: ProxyContext,
+    globalConnectionLimit: Int?
   ) async throws -> any ListenerEngineBinding {
+    let listener = slot.current
     var options = ListenSocketOptions()
     options.backlog = Int32(clamping: listener.config.backlog)
     options.transparent = listener.config.transparent
@@ -63,7 +65,7 @@ package final class ReactorListenerEngine: ListenerEngine {
     for (index, worker) in workers.enumerated() {
       let fd = shared ?? fds[index]
       let acceptor = ReactorAcceptor(
-        listener: listener, handOff: handOff, context: context, globalConnectionLimit: globalConnectionLimit,
+        slot: slot, handOff: handOff, context: context, globalConnectionLimit: globalConnectionLimit,
         logger: logger)
       do {
         let handle = try worker.sync { reactor in
@@ -78,6 +80,25 @@ package final class ReactorListenerEngine: ListenerEngine {
       }
     }
     return binding
+  }
+
+  package func closeConnections(drainedBy drains: [ChainDrain]) async {
+    guard !drains.isEmpty else { return }
+    let targets = Set(drains.map(ObjectIdentifier.init))
+    for worker in workers {
+      _ = try? worker.sync { reactor in
+        var drained: [Connection] = []
+        reactor.forEachHandle { handle in
+          if let connection = handle as? Connection, let drain = connection.chainDrain,
+            targets.contains(ObjectIdentifier(drain))
+          {
+            drained.append(connection)
+          }
+        }
+        for connection in drained { connection.close(.flushWrite) }
+        return drained.count
+      }
+    }
   }
 
   /// Stops every worker (their connections are closed) and waits for the threads.
@@ -200,7 +221,8 @@ final class ReactorServedListener {
     _ connection: Connection, info: DownstreamConnection, proxy: ProxyContext, initialBytes: ByteBuffer?,
     accounting: ListenerConnectionAccounting, logger: Logger
   ) {
-    let target = listener.selector.selectIndex(info).map { chainTargets[$0] } ?? defaultTarget
+    let index = listener.selector.selectIndex(info)
+    let target = index.map { chainTargets[$0] } ?? defaultTarget
     guard let target else {
       listener.stats.noFilterChainMatch.inc()
       logger.debug(
@@ -214,6 +236,10 @@ final class ReactorServedListener {
       accounting.finish()
       return
     }
+    var info = info
+    let drain = index.map { listener.selector.chains[$0].drain } ?? listener.selector.defaultChain?.drain
+    info.chainDrain = drain
+    connection.chainDrain = drain
     switch target {
     case .tcpProxy(let route):
       let session = TCPProxySession(
@@ -230,26 +256,36 @@ final class ReactorServedListener {
 /// `use_original_dst` connection to the listener for it, applies the connection limits, runs the listener
 /// filters that read bytes, and gives the connection to its filter chain.
 final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
-  private let own: ReactorServedListener
-  private let handOff: HandOffTable
+  /// The listener as last read from `slot` (an in-place update publishes a new one there).
+  private var own: ReactorServedListener
+  private let slot: ConfigCell<ActiveListener>
+  private var slotGeneration: UInt64
+  private let handOffCell: ConfigCell<HandOffTable>
+  private var handOff: HandOffTable
+  private var handOffGeneration: UInt64
   private let context: ProxyContext
   private let globalConnectionLimit: Int?
   private let logger: Logger
-  private let bufferLimit: Int
+  private var bufferLimit: Int
   private var lastExhaustedLog: Int64 = 0
-  private let address: SocketAddress
-  private let transparent: Bool
-  private let restoresOriginalDestination: Bool
-  private let useOriginalDestination: Bool
-  /// Hand-off targets met so far on this worker.
+  private var address: SocketAddress
+  private var transparent: Bool
+  private var restoresOriginalDestination: Bool
+  private var useOriginalDestination: Bool
+  /// Hand-off targets met so far on this worker (forgotten when the hand-off table changes).
   private var targets: [ObjectIdentifier: ReactorServedListener] = [:]
 
   init(
-    listener: ActiveListener, handOff: HandOffTable, context: ProxyContext, globalConnectionLimit: Int?,
-    logger: Logger
+    slot: ConfigCell<ActiveListener>, handOff: ConfigCell<HandOffTable>, context: ProxyContext,
+    globalConnectionLimit: Int?, logger: Logger
   ) {
+    self.slot = slot
+    self.slotGeneration = slot.generation
+    let listener = slot.current
     self.own = ReactorServedListener(listener, registry: context.connections)
-    self.handOff = handOff
+    self.handOffCell = handOff
+    self.handOffGeneration = handOff.generation
+    self.handOff = handOff.current
     self.context = context
     self.globalConnectionLimit = globalConnectionLimit
     self.logger = logger
@@ -261,7 +297,30 @@ final class ReactorAcceptor: ListenSocketCallbacks, @unchecked Sendable {
     self.useOriginalDestination = config.useOriginalDestination
   }
 
+  /// Picks up a listener or hand-off table the control plane published since the last accept.
+  private func refreshConfig() {
+    let generation = slot.generation
+    if generation != slotGeneration {
+      slotGeneration = generation
+      let listener = slot.current
+      own = ReactorServedListener(listener, registry: context.connections)
+      let config = listener.config
+      bufferLimit = max(32 * 1024, config.perConnectionBufferLimitBytes)
+      address = config.address
+      transparent = config.transparent
+      restoresOriginalDestination = listener.restoresOriginalDestination
+      useOriginalDestination = config.useOriginalDestination
+    }
+    let handOffNow = handOffCell.generation
+    if handOffNow != handOffGeneration {
+      handOffGeneration = handOffNow
+      handOff = handOffCell.current
+      targets = [:]
+    }
+  }
+
   func onAccept(_ socket: ListenSocket, fd: Int32, peer: SocketAddress?) {
+    refreshConfig()
     let connection: Connection
     do {
       connection = try Connection(

@@ -208,6 +208,12 @@ package final class Reactor {
     for task in mailbox.close() { task(self) }
   }
 
+  /// Calls `body` with every registered handle (control-plane work such as closing drained connections;
+  /// not for the data path).
+  package func forEachHandle(_ body: (any ReactorHandle) -> Void) {
+    handles.forEach { _, handle in body(handle) }
+  }
+
   /// Closes every registered handle (at the end of `run`, and for tests that drive `runOnce`).
   package func closeAll() {
     var open: [any ReactorHandle] = []

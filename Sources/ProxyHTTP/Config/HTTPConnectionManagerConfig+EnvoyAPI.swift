@@ -18,6 +18,7 @@ extension HTTPConnectionManagerConfig {
     }
     var notes = UnsupportedFieldNotes()
     let routes: RouteConfiguration
+    var rdsName: String?
     switch proto.routeSpecifier {
     case .routeConfig(let config)?:
       do {
@@ -26,13 +27,22 @@ extension HTTPConnectionManagerConfig {
         throw error.prefixed("route_config")
       }
     case .rds(let rds)?:
-      throw ProxyConfigError(
-        "rds",
-        "RDS (route_config_name \"\(rds.routeConfigName)\") is not supported yet; use an inline route_config")
+      guard !rds.routeConfigName.isEmpty else {
+        throw ProxyConfigError("rds.route_config_name", "must not be empty")
+      }
+      switch rds.configSource.configSourceSpecifier {
+      case .ads?, .self_p?: break
+      case .apiConfigSource?, .path?, .pathConfigSource?, nil:
+        throw ProxyConfigError(
+          "rds.config_source", "only ads (the ADS stream) is supported for RDS; use ads: {}")
+      }
+      rdsName = rds.routeConfigName
+      routes = try RouteConfiguration(name: rds.routeConfigName, virtualHosts: [])
     case nil:
       throw ProxyConfigError("", "needs route_config (inline) or rds")
     }
     self.init(statPrefix: proto.statPrefix, routeConfig: routes)
+    rdsRouteConfigName = rdsName
     var warnings = notes.warnings.map { ProxyConfigWarning(Self.join("route_config", $0.path), $0.message) }
     try Self.checkHTTPFilters(proto.httpFilters, warnings: &warnings)
 

@@ -1,8 +1,8 @@
 package import NIOCore
 package import ProxyCore
 
-/// Envoy's `http_connection_manager` network filter, validated: HTTP/1.1 only, an inline route table,
-/// the router as the only HTTP filter that runs.
+/// Envoy's `http_connection_manager` network filter, validated: HTTP/1.1 only, an inline route table or one
+/// by RDS, the router as the only HTTP filter that runs.
 package struct HTTPConnectionManagerConfig: Sendable {
   package enum ServerHeaderTransformation: Sendable, Equatable {
     case overwrite, appendIfAbsent, passThrough
@@ -17,7 +17,10 @@ package struct HTTPConnectionManagerConfig: Sendable {
   }
 
   package var statPrefix: String
+  /// The inline `route_config` (empty when the routes come by RDS).
   package var routeConfig: RouteConfiguration
+  /// `rds.route_config_name`: the route table arrives by RDS under this name.
+  package var rdsRouteConfigName: String?
   /// `server` on responses (default `envoy`).
   package var serverName = "envoy"
   package var serverHeaderTransformation = ServerHeaderTransformation.overwrite

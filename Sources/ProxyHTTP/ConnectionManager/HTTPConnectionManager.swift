@@ -51,6 +51,8 @@ final class HTTPConnectionManager {
     var requestFramer = BodyFramer.none
     var route: Route?
     var virtualHost: VirtualHost?
+    /// The table the request was routed by (its global header mutations apply to the response too).
+    var routeTable: RouteTable?
     var weighted: ForwardAction.WeightedCluster?
     var clusterState: HTTPClusterState?
     var host: UpstreamHost?
@@ -109,6 +111,9 @@ final class HTTPConnectionManager {
   private var scratchAdded: [(name: String, value: String)] = []
   private var scratchDrop: [Int] = []
   private var scratchFields: [HTTP1HeaderField] = []
+  /// The route table last read from the filter's provider, and the provider generation it was read at.
+  private var routeTable: RouteTable?
+  private var routeGeneration: UInt64 = .max
 
   init(
     filter: HTTPConnectionManagerFilter, connection: DownstreamConnection, proxy: ProxyContext,
@@ -431,7 +436,12 @@ final class HTTPConnectionManager {
       localReply(stream, status: 404, body: "", flag: "NR", details: "route_not_found")
       return
     }
-    guard let vhost = config.routeConfig.virtualHost(forHost: authority),
+    let routes = filter.routes
+    if routes.generation != routeGeneration {
+      routeGeneration = routes.generation
+      routeTable = routes.current
+    }
+    guard let table = routeTable, let vhost = table.config.virtualHost(forHost: authority),
       let route = vhost.route(for: request)
     else {
       stats.noRoute.inc()
@@ -440,6 +450,7 @@ final class HTTPConnectionManager {
     }
     stream.virtualHost = vhost
     stream.route = route
+    stream.routeTable = table
     switch route.action {
     case .directResponse(let status, let text):
       stats.rqDirectResponse.inc()
@@ -533,7 +544,7 @@ final class HTTPConnectionManager {
     var rewrite = HTTP1HeadRewrite(version: .http11)
     let route = stream.route!
     let vhost = stream.virtualHost!
-    let global = config.routeConfig.headers
+    let global = stream.routeTable?.config.headers ?? HeaderMutations()
     let weighted = stream.weighted?.headers
     var (added, drop) = takeScratch()
 
@@ -728,7 +739,7 @@ final class HTTPConnectionManager {
     stream.unconfirmed = nil
     lastActivity = .now()
     let action = machine.responseHeadStarted(
-      status: status, draining: proxy.drain.shouldClose(connection.listener.direction),
+      status: status, draining: isDraining,
       bodyUntilClose: framing == .untilClose)
     var (added, drop) = takeScratch()
     var close = false
@@ -808,7 +819,7 @@ final class HTTPConnectionManager {
       return !m.responseToRemove.isEmpty || !m.responseToAdd.isEmpty
     }
     return any(stream.weighted?.headers) || any(stream.route?.headers) || any(stream.virtualHost?.headers)
-      || any(config.routeConfig.headers)
+      || any(stream.routeTable?.config.headers)
   }
 
   private func responseMutations(_ stream: Stream) -> (
@@ -828,8 +839,10 @@ final class HTTPConnectionManager {
       removals += vhost.headers.responseToRemove
       additions += vhost.headers.responseToAdd
     }
-    removals += config.routeConfig.headers.responseToRemove
-    additions += config.routeConfig.headers.responseToAdd
+    if let global = stream.routeTable?.config.headers {
+      removals += global.responseToRemove
+      additions += global.responseToAdd
+    }
     return (removals, additions)
   }
 
@@ -945,7 +958,7 @@ final class HTTPConnectionManager {
     // The rest of the request body will not be read: say so.
     if machine.stream?.requestComplete == false { machine.closeAfterResponse() }
     let action = machine.responseHeadStarted(
-      status: status, draining: proxy.drain.shouldClose(connection.listener.direction), bodyUntilClose: false)
+      status: status, draining: isDraining, bodyUntilClose: false)
     var close = true
     if case .writeHead(let c, let drainClose) = action {
       close = c
@@ -1113,6 +1126,12 @@ final class HTTPConnectionManager {
       consider(lastActivity + t)
     }
     return earliest
+  }
+
+  /// The listener is draining (`/drain_listeners`, shutdown) or a listener update drains this connection's
+  /// filter chain: the response says `connection: close`.
+  private var isDraining: Bool {
+    connection.chainDrain?.isDraining == true || proxy.drain.shouldClose(connection.listener.direction)
   }
 
   private func armTimer() {

@@ -13,13 +13,22 @@ package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTermin
   let accessLogFormats: [(path: String, format: AccessLogFormat)]
   /// Upstream pools of this filter, one per worker.
   let pools: HTTPUpstreamPoolDirectory
+  /// The route table: inline, or by RDS.
+  package let routes: RouteConfigProvider
 
   package static let filterName = "envoy.filters.network.http_connection_manager"
 
+  /// `routes` resolves an RDS route table name (a registry of its own when not given).
   package init(
-    config: HTTPConnectionManagerConfig, stats store: StatsStore, pools: HTTPUpstreamPoolDirectory = .init()
+    config: HTTPConnectionManagerConfig, stats store: StatsStore, pools: HTTPUpstreamPoolDirectory = .init(),
+    routes registry: RouteConfigRegistry? = nil
   ) throws(ProxyConfigError) {
     self.config = config
+    if let name = config.rdsRouteConfigName {
+      self.routes = (registry ?? RouteConfigRegistry()).provider(named: name)
+    } else {
+      self.routes = RouteConfigProvider(inline: config.routeConfig)
+    }
     self.stats = HTTPConnectionManagerStats(store: store, prefix: config.statPrefix)
     self.accessLogFormats = try AccessLogFormat.compile(config.accessLogs)
     self.pools = pools
@@ -40,8 +49,10 @@ package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTermin
 
   /// Registers the HTTP connection manager's type and name with the network filter registry. Every HCM
   /// built through this registry shares one pool directory, so listeners reuse each other's upstream
-  /// connections (one pool per worker loop, as in Envoy).
-  package static func register(into registry: inout NetworkFilterRegistry) {
+  /// connections (one pool per worker loop, as in Envoy). RDS route tables are looked up by name in `routes`.
+  package static func register(
+    into registry: inout NetworkFilterRegistry, routes: RouteConfigRegistry = RouteConfigRegistry()
+  ) {
     let pools = HTTPUpstreamPoolDirectory()
     registry.register(
       typeName: HTTPConnectionManagerConfig.Proto.protoMessageName, filterName: filterName
@@ -54,7 +65,8 @@ package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTermin
       }
       let config = try HTTPConnectionManagerConfig(proto, accessLog: context.accessLog)
       context.warnings.add(config.warnings)
-      return try HTTPConnectionManagerFilter(config: config, stats: context.stats, pools: pools)
+      return try HTTPConnectionManagerFilter(
+        config: config, stats: context.stats, pools: pools, routes: routes)
     }
   }
 }

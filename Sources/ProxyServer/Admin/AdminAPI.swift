@@ -278,6 +278,20 @@ struct AdminAPI: Sendable {
         entry.lastUpdated = bootstrapDump.lastUpdated
         clusters.staticClusters.append(entry)
       }
+      let dynamic = server.dynamic
+      clusters.versionInfo = dynamic.versionInfo(.cluster)
+      let warmingClusters = Set(server.clusterManager.warming.map(\.name))
+      for (name, accepted) in dynamic.accepted(.cluster).sorted(by: { $0.key < $1.key }) {
+        var entry = Envoy_Admin_V3_ClustersConfigDump.DynamicCluster()
+        entry.versionInfo = accepted.version
+        entry.cluster = accepted.resource
+        entry.lastUpdated = Google_Protobuf_Timestamp(date: accepted.lastUpdated)
+        if warmingClusters.contains(name) {
+          clusters.dynamicWarmingClusters.append(entry)
+        } else {
+          clusters.dynamicActiveClusters.append(entry)
+        }
+      }
       dump.configs.append(try Google_Protobuf_Any(message: clusters))
       if includeEDS {
         var endpoints = Envoy_Admin_V3_EndpointsConfigDump()
@@ -288,6 +302,13 @@ struct AdminAPI: Sendable {
           entry.endpointConfig = try Google_Protobuf_Any(message: assignment)
           endpoints.staticEndpointConfigs.append(entry)
         }
+        for (_, accepted) in dynamic.accepted(.endpoint).sorted(by: { $0.key < $1.key }) {
+          var entry = Envoy_Admin_V3_EndpointsConfigDump.DynamicEndpointConfig()
+          entry.versionInfo = accepted.version
+          entry.endpointConfig = accepted.resource
+          entry.lastUpdated = Google_Protobuf_Timestamp(date: accepted.lastUpdated)
+          endpoints.dynamicEndpointConfigs.append(entry)
+        }
         dump.configs.append(try Google_Protobuf_Any(message: endpoints))
       }
       var listeners = Envoy_Admin_V3_ListenersConfigDump()
@@ -297,8 +318,32 @@ struct AdminAPI: Sendable {
         entry.lastUpdated = bootstrapDump.lastUpdated
         listeners.staticListeners.append(entry)
       }
+      listeners.versionInfo = dynamic.versionInfo(.listener)
+      let warmingListeners = Set(server.listenerManager.warmingListeners.map(\.name))
+      for (name, accepted) in dynamic.accepted(.listener).sorted(by: { $0.key < $1.key }) {
+        var entry = Envoy_Admin_V3_ListenersConfigDump.DynamicListener()
+        entry.name = name
+        var state = Envoy_Admin_V3_ListenersConfigDump.DynamicListenerState()
+        state.versionInfo = accepted.version
+        state.listener = accepted.resource
+        state.lastUpdated = Google_Protobuf_Timestamp(date: accepted.lastUpdated)
+        if warmingListeners.contains(name) {
+          entry.warmingState = state
+        } else {
+          entry.activeState = state
+        }
+        listeners.dynamicListeners.append(entry)
+      }
       dump.configs.append(try Google_Protobuf_Any(message: listeners))
-      dump.configs.append(try Google_Protobuf_Any(message: Envoy_Admin_V3_RoutesConfigDump()))
+      var routes = Envoy_Admin_V3_RoutesConfigDump()
+      for (_, accepted) in dynamic.accepted(.route).sorted(by: { $0.key < $1.key }) {
+        var entry = Envoy_Admin_V3_RoutesConfigDump.DynamicRouteConfig()
+        entry.versionInfo = accepted.version
+        entry.routeConfig = accepted.resource
+        entry.lastUpdated = Google_Protobuf_Timestamp(date: accepted.lastUpdated)
+        routes.dynamicRouteConfigs.append(entry)
+      }
+      dump.configs.append(try Google_Protobuf_Any(message: routes))
       dump.configs.append(try Google_Protobuf_Any(message: Envoy_Admin_V3_SecretsConfigDump()))
     } catch {
       return .text("cannot build the config dump: \(error)\n", status: 500)

@@ -5,7 +5,7 @@ package import NIOCore
 package import NIOPosix
 package import ProxyCore
 package import ProxyEngine
-internal import ProxyHTTP
+package import ProxyHTTP
 internal import ServiceLifecycle
 internal import Synchronization
 
@@ -20,6 +20,12 @@ package final class ProxyServer: Sendable {
   package let clusterManager: ClusterManager
   package let listenerManager: ListenerManager
   package let context: ProxyContext
+  /// RDS route tables by name, shared by every HTTP connection manager.
+  package let routes: RouteConfigRegistry
+  /// What `dynamic_resources` asks for.
+  package let xds: XDSSettings
+  /// Accepted xDS (and config-file) resources, applied to the managers.
+  package let dynamic: DynamicResources
   package let logLevels: LogLevelControl
   package let group: MultiThreadedEventLoopGroup
   /// The reactor workers: the data path, serving every listener.
@@ -59,10 +65,12 @@ package final class ProxyServer: Sendable {
     logger = logLevels.logger("main", base: logHandler)
     accessLog = AccessLogSink()
     let resources: StaticResources
+    routes = RouteConfigRegistry()
+    let filters = ProxyServer.filterRegistry(routes: routes)
+    let buildContext = FilterBuildContext(stats: stats, accessLog: accessLog)
     do {
-      resources = try StaticResources(
-        bootstrap, registry: ProxyServer.filterRegistry(),
-        context: FilterBuildContext(stats: stats, accessLog: accessLog))
+      resources = try StaticResources(bootstrap, registry: filters, context: buildContext)
+      xds = try XDSSettings(bootstrap, staticClusters: resources.clusters, options: options)
     } catch {
       try? group.syncShutdownGracefully()
       throw BootstrapError(code: .invalidConfig, source: source, path: error.path, message: error.message)
@@ -70,10 +78,6 @@ package final class ProxyServer: Sendable {
     var seen: Set<String> = []
     for warning in resources.warnings where seen.insert(warning.message).inserted {
       logger.warning("\(warning)")
-    }
-    if bootstrap.hasDynamicResources {
-      logger.warning(
-        "dynamic_resources: xDS (ADS/LDS/CDS) is not implemented yet; serving the static resources only")
     }
     state = ServerState(stats: stats, concurrency: requested)
     clusterManager = ClusterManager(
@@ -97,13 +101,23 @@ package final class ProxyServer: Sendable {
     }
     listenerManager = ListenerManager(
       listeners: listeners, context: context, engine: engine,
-      globalConnectionLimit: runtime.integer("overload.global_downstream_max_connections"))
+      globalConnectionLimit: runtime.integer("overload.global_downstream_max_connections"),
+      isWarm: DynamicResources.isWarm)
+    dynamic = DynamicResources(
+      clusters: clusterManager, listeners: listenerManager, routes: routes, filters: filters,
+      buildContext: buildContext, staticClusterNames: Set(resources.clusters.map(\.name)),
+      staticListenerNames: Set(listeners.map(\.name)),
+      drainTime: .seconds(Int64(clamping: options.drainTimeSeconds)), stats: stats,
+      logger: logLevels.logger("config", base: logHandler))
   }
 
-  /// The network filters this proxy builds: tcp_proxy and the HTTP connection manager.
-  package static func filterRegistry() -> NetworkFilterRegistry {
+  /// The network filters this proxy builds: tcp_proxy and the HTTP connection manager (whose RDS route
+  /// tables are looked up in `routes`).
+  package static func filterRegistry(routes: RouteConfigRegistry = RouteConfigRegistry())
+    -> NetworkFilterRegistry
+  {
     var registry = NetworkFilterRegistry.withTcpProxy()
-    HTTPConnectionManagerFilter.register(into: &registry)
+    HTTPConnectionManagerFilter.register(into: &registry, routes: routes)
     return registry
   }
 
@@ -126,15 +140,26 @@ package final class ProxyServer: Sendable {
     }
     // Shut down in reverse order: the data plane first, the admin server (which may be answering
     // /quitquitquit) last.
+    var configServices: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    let configLogger = logLevels.logger("config", base: logHandler)
+    for (type, source) in [(ResourceType.cluster, xds.clusters), (.listener, xds.listeners)] {
+      guard case .file(let path)? = source else { continue }
+      configServices.append(
+        .init(
+          service: FileConfigService(
+            source: FileConfigSource(path: path, type: type, resources: dynamic, logger: configLogger),
+            initialization: initialization)))
+    }
     let services = ServiceGroup(
       configuration: .init(
         services: [
           .init(service: AdminService(channel: adminChannel)),
           .init(service: ClusterRefreshService(clusters: clusterManager)),
           .init(service: HousekeepingService(server: self)),
+        ] + configServices + [
           .init(
             service: DataPlaneService(server: self), successTerminationBehavior: .gracefullyShutdownGroup,
-            failureTerminationBehavior: .gracefullyShutdownGroup),
+            failureTerminationBehavior: .gracefullyShutdownGroup)
         ],
         gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     serviceGroup.withLock { $0 = services }
@@ -153,10 +178,12 @@ package final class ProxyServer: Sendable {
     logger.info("exited cleanly")
   }
 
-  /// The data plane's start (run by `DataPlaneService`): clusters resolved, listeners bound, LIVE.
+  /// The data plane's start (run by `DataPlaneService`): clusters resolved, dynamic clusters and listeners
+  /// received (as Envoy's init manager orders it: CDS and EDS, then LDS and RDS), listeners bound, LIVE.
   func startServing() async throws {
     state.set(.initializing)
     await clusterManager.initialize()
+    await waitForDynamicResources()
     do {
       try await listenerManager.start()
     } catch {
@@ -218,6 +245,33 @@ package final class ProxyServer: Sendable {
     }
   }
 
+  /// Tracks the first update of each file config source.
+  let initialization = InitializationTracker()
+
+  /// Waits until the dynamic clusters (and their endpoints) and then the dynamic listeners (and their
+  /// routes) have arrived, each source bounded by its `initial_fetch_timeout`.
+  func waitForDynamicResources() async {
+    for (type, source) in [(ResourceType.cluster, xds.clusters), (.listener, xds.listeners)] {
+      switch source {
+      case nil:
+        continue
+      case .file?:
+        await initialization.wait(for: type)
+      case .ads(let timeout)?:
+        let dependent: ResourceType = type == .cluster ? .endpoint : .route
+        let done = await initialization.poll(timeout: timeout) {
+          self.dynamic.isInitialized(type)
+            && (type == .cluster
+              ? self.clusterManager.warming.isEmpty : self.listenerManager.warmingListeners.isEmpty)
+        }
+        if !done {
+          await dynamic.initialFetchTimedOut(type)
+          await dynamic.initialFetchTimedOut(dependent)
+        }
+      }
+    }
+  }
+
   func periodicHousekeeping() async {
     // Access logs every --file-flush-interval-msec (at least 10 ms); sampled gauges every second;
     // histogram intervals every 5 s (Envoy's default stats flush interval).
@@ -238,6 +292,7 @@ package final class ProxyServer: Sendable {
         droppedReported = dropped
       }
       state.refreshSampledGauges(connections: context.connections.count)
+      await listenerManager.closeExpiredDrains()
       sinceMerge += tick
       if sinceMerge >= .seconds(5) {
         sinceMerge = .zero

@@ -45,3 +45,15 @@ struct AdminService: Service {
     try? await channel?.close().get()
   }
 }
+
+/// A watched config file (`path_config_source`) for CDS or LDS.
+struct FileConfigService: Service {
+  let source: FileConfigSource
+  let initialization: InitializationTracker
+
+  func run() async throws {
+    await cancelWhenGracefulShutdown {
+      await source.run { initialization.markDone(source.type) }
+    }
+  }
+}

@@ -37,7 +37,7 @@ package struct StaticResources: Sendable {
     }
     // Two listeners may not bind the same address.
     var bound: [String: Int] = [:]
-    for (i, listener) in listeners.enumerated() where listener.bindToPort {
+    for (i, listener) in listeners.enumerated() where listener.bindToPort && listener.address.port != 0 {
       let key = listener.address.envoyDescription
       if let other = bound[key] {
         throw ProxyConfigError(
