@@ -276,8 +276,11 @@ let package = Package(
     .testTarget(
       name: "ProxyServerTests",
       dependencies: [
-        "ProxyServer", "EnvoyAPI", "TestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        "ProxyServer", "ProxyCore", "EnvoyAPI", "TestSupport",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
       ],
+      exclude: ["Golden"],
       swiftSettings: swiftSettings
     ),
     .testTarget(

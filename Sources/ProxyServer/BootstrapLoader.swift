@@ -126,12 +126,20 @@ package enum BootstrapLoader {
     }
     json = json.wrappingIstioExtensionTypes()
     var checker = ProtoJSONChecker(source: source, allowUnknownFields: allowUnknownFields)
+    var droppedAnys: [BootstrapError] = []
+    if allowUnknownFields {
+      var dropped: [String] = []
+      json = json.droppingUnknownAnys(path: "", dropped: &dropped)
+      droppedAnys = dropped.map {
+        BootstrapError(code: .unknownType, source: source, path: $0, message: "unknown type; dropped")
+      }
+    }
     try checker.check(json, as: M.self, path: FieldPath())
     var options = JSONDecodingOptions()
     options.ignoreUnknownFields = allowUnknownFields
     do {
       let message = try M(jsonString: json.jsonText(pretty: false, escapingHTML: false), options: options)
-      return (message, checker.warnings)
+      return (message, droppedAnys + checker.warnings)
     } catch {
       // The walk found nothing specific; report what the decoder says.
       throw BootstrapError(

@@ -1,5 +1,7 @@
+internal import EnvoyAPI
 internal import PilotfishKit
 internal import ProxyCore
+internal import SwiftProtobuf
 
 extension JSONValue {
   /// Rewrites every `Any` whose `@type` is one of Istio's own extension types (`stats.PluginConfig`,
@@ -23,5 +25,44 @@ extension JSONValue {
     case .string, .number, .bool, .null:
       return self
     }
+  }
+}
+
+extension JSONValue {
+  /// Removes every `Any` (a member or an array element) whose `@type` the proto subset does not know, adding
+  /// its path to `dropped`: what binary xDS decoding would keep as opaque bytes and the proxy never reads.
+  /// Used where unknown fields are allowed (xDS resources read from files), never for a bootstrap.
+  func droppingUnknownAnys(path: String, dropped: inout [String]) -> JSONValue {
+    switch self {
+    case .object(let members):
+      var kept = members
+      for (key, value) in members {
+        let child = path.isEmpty ? key : "\(path).\(key)"
+        if value.isUnknownAny {
+          kept[key] = nil
+          dropped.append(child)
+        } else {
+          kept[key] = value.droppingUnknownAnys(path: child, dropped: &dropped)
+        }
+      }
+      return .object(kept)
+    case .array(let elements):
+      var kept: [JSONValue] = []
+      for (i, element) in elements.enumerated() {
+        if element.isUnknownAny {
+          dropped.append("\(path)[\(i)]")
+        } else {
+          kept.append(element.droppingUnknownAnys(path: "\(path)[\(i)]", dropped: &dropped))
+        }
+      }
+      return .array(kept)
+    case .string, .number, .bool, .null:
+      return self
+    }
+  }
+
+  private var isUnknownAny: Bool {
+    guard case .string(let typeURL)? = self["@type"] else { return false }
+    return Google_Protobuf_Any.messageType(forTypeURL: typeURL) == nil
   }
 }

@@ -201,6 +201,7 @@ package enum EnvoyAPIMessageTypes {
     Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy.WeightedCluster.self,
     Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy.WeightedCluster.ClusterWeight.self,
     Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy.TunnelingConfig.self,
+    Envoy_Extensions_TransportSockets_RawBuffer_V3_RawBuffer.self,
     Envoy_Extensions_TransportSockets_Tls_V3_CertificateProviderPluginInstance.self,
     Envoy_Extensions_TransportSockets_Tls_V3_TlsParameters.self,
     Envoy_Extensions_TransportSockets_Tls_V3_TlsCertificate.self,

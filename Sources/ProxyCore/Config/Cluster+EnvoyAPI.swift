@@ -202,12 +202,35 @@ extension Cluster {
         converted.region = locality.locality.region
         converted.zone = locality.locality.zone
         converted.subZone = locality.locality.subZone
+        if locality.hasLoadBalancingWeight {
+          guard locality.loadBalancingWeight.value >= 1 else {
+            throw ProxyConfigError(
+              "\(path).endpoints[\(i)].load_balancing_weight", "must be at least 1")
+          }
+          converted.localityWeight = Int(locality.loadBalancingWeight.value)
+        }
+        if lbEndpoint.hasMetadata {
+          converted.metadata = Self.stringMetadata(lbEndpoint.metadata)
+        }
         switch lbEndpoint.healthStatus {
         case .unhealthy, .draining, .timeout: converted.healthy = false
         default: converted.healthy = true
         }
         out.append(converted)
       }
+    }
+    return out
+  }
+
+  /// The string-valued fields of each filter's metadata.
+  static func stringMetadata(_ metadata: Envoy_Config_Core_V3_Metadata) -> [String: [String: String]] {
+    var out: [String: [String: String]] = [:]
+    for (filter, fields) in metadata.filterMetadata {
+      var strings: [String: String] = [:]
+      for (key, value) in fields.fields {
+        if case .stringValue(let text)? = value.kind { strings[key] = text }
+      }
+      if !strings.isEmpty { out[filter] = strings }
     }
     return out
   }

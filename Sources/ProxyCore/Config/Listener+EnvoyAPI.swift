@@ -42,14 +42,11 @@ extension Listener {
         listenerFilters.append(converted)
       }
     }
-    var chainNames: Set<String> = []
     for (i, chain) in proto.filterChains.enumerated() {
       let path = "filter_chains[\(i)]"
       let converted = try FilterChain(
         chain, index: i, path: path, filters: filters, context: context, warnings: &warnings)
-      if !chain.name.isEmpty, !chainNames.insert(chain.name).inserted {
-        throw ProxyConfigError(path + ".name", "duplicate filter chain name \"\(chain.name)\"")
-      }
+      // Names need not be unique: istiod gives several chains one name (`virtualInbound`), and Envoy takes it.
       if let clash = filterChains.firstIndex(where: { $0.match == converted.match }) {
         throw ProxyConfigError(
           path + ".filter_chain_match",
@@ -74,11 +71,16 @@ extension Listener {
 }
 
 extension SwiftProtobuf.Message {
-  /// The message's bytes with map entries in a fixed order, for comparing configs.
+  /// The message in a canonical form, for comparing configs: JSON with map keys sorted, nested `Any`s
+  /// included (their bytes may come from an encoder that orders maps arbitrarily), or — for a message
+  /// holding an `Any` of a type this proxy does not know — its binary form with sorted map entries.
   package var deterministicBytes: [UInt8] {
-    var options = BinaryEncodingOptions()
-    options.useDeterministicOrdering = true
-    return (try? serializedBytes(options: options)) ?? []
+    var json = JSONEncodingOptions()
+    json.useDeterministicOrdering = true
+    if let bytes: [UInt8] = try? jsonUTF8Bytes(options: json) { return bytes }
+    var binary = BinaryEncodingOptions()
+    binary.useDeterministicOrdering = true
+    return (try? serializedBytes(options: binary)) ?? []
   }
 }
 
@@ -215,13 +217,24 @@ extension FilterChain {
     filters registry: NetworkFilterRegistry,
     context: FilterBuildContext, warnings: inout [ProxyConfigWarning]
   ) throws(ProxyConfigError) {
+    var terminatesTLS = false
     if proto.hasTransportSocket, !proto.transportSocket.name.hasSuffix("raw_buffer") {
       let typeURL: String =
         if case .typedConfig(let any)? = proto.transportSocket.configType { any.typeURL } else { "" }
-      if !typeURL.hasSuffix("RawBuffer") {
+      if typeURL.hasSuffix("DownstreamTlsContext")
+        || proto.transportSocket.name == "envoy.transport_sockets.tls"
+      {
+        // Accepted so that a push with TLS chains (istiod's 15006) loads; until TLS termination exists the
+        // chain's connections are closed.
+        terminatesTLS = true
+        warnings.append(
+          ProxyConfigWarning(
+            path + ".transport_socket",
+            "TLS termination is not implemented yet: connections that select this filter chain are closed"))
+      } else if !typeURL.hasSuffix("RawBuffer") {
         throw ProxyConfigError(
           path + ".transport_socket",
-          "transport socket \"\(proto.transportSocket.name)\" is not supported yet (TLS)")
+          "transport socket \"\(proto.transportSocket.name)\" is not supported")
       }
     }
     var terminal: (any TerminalNetworkFilter)?
@@ -277,6 +290,7 @@ extension FilterChain {
       proto.name.isEmpty ? (index >= 0 ? "filter_chains[\(index)]" : "default_filter_chain") : proto.name
     self.init(name: name, terminal: terminal)
     skippedFilters = skipped
+    self.terminatesTLS = terminatesTLS
     configKey = proto.deterministicBytes
     if proto.hasFilterChainMatch {
       match = try FilterChainMatch(proto.filterChainMatch, path: path + ".filter_chain_match")

@@ -29,6 +29,12 @@ package struct Cluster: Sendable {
     package var region: String = ""
     package var zone: String = ""
     package var subZone: String = ""
+    /// The locality's `load_balancing_weight` (locality-weighted balancing), when set.
+    package var localityWeight: Int?
+    /// The endpoint's `metadata.filter_metadata`, string values only, by filter name: what
+    /// `transport_socket_matches` (`envoy.transport_socket_match`, Istio's `tlsMode`) and telemetry (`istio`)
+    /// read.
+    package var metadata: [String: [String: String]] = [:]
 
     package init(address: UpstreamAddress) { self.address = address }
   }

@@ -58,6 +58,9 @@ package struct FilterChain: Sendable {
   /// The chain's config (deterministic protobuf bytes): an update with the same bytes keeps this chain,
   /// its filter and its connections.
   package var configKey: [UInt8] = []
+  /// The chain's transport socket is TLS (`DownstreamTlsContext`), which the data path cannot terminate
+  /// yet: such connections are closed.
+  package var terminatesTLS = false
   /// Set when an update removed or changed this chain: its connections drain.
   package let drain = ChainDrain()
 

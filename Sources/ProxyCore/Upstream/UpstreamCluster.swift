@@ -44,11 +44,7 @@ package final class UpstreamCluster: Sendable {
     let changed = hostSet.withLock { current -> HostSet? in
       let existing = Dictionary(current.all.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
       let hosts = endpoints.map { endpoint in
-        if let host = existing[endpoint.address], host.weight == max(1, endpoint.weight),
-          host.healthy == endpoint.healthy, host.priority == endpoint.priority
-        {
-          return host
-        }
+        if let host = existing[endpoint.address], host.matches(endpoint) { return host }
         return UpstreamHost(endpoint: endpoint)
       }
       let same = hosts.count == current.all.count && zip(hosts, current.all).allSatisfy { $0 === $1 }

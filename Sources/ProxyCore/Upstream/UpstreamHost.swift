@@ -12,6 +12,9 @@ package final class UpstreamHost: Sendable {
   package let zone: String
   package let subZone: String
   package let healthy: Bool
+  /// The endpoint's locality weight and string metadata (transport-socket matching, telemetry).
+  package let localityWeight: Int?
+  package let metadata: [String: [String: String]]
 
   package let connectionsActive = Atomic<Int>(0)
   package let connectionsTotal = Atomic<UInt64>(0)
@@ -31,6 +34,17 @@ package final class UpstreamHost: Sendable {
     self.zone = endpoint.zone
     self.subZone = endpoint.subZone
     self.healthy = endpoint.healthy
+    self.localityWeight = endpoint.localityWeight
+    self.metadata = endpoint.metadata
+  }
+
+  /// Whether `endpoint` describes this host exactly (an EDS update that repeats it keeps this object, its
+  /// stats and its pooled connections).
+  package func matches(_ endpoint: Cluster.Endpoint) -> Bool {
+    address == endpoint.address && weight == max(1, endpoint.weight) && healthy == endpoint.healthy
+      && priority == endpoint.priority && hostname == endpoint.hostname && region == endpoint.region
+      && zone == endpoint.zone && subZone == endpoint.subZone && localityWeight == endpoint.localityWeight
+      && metadata == endpoint.metadata
   }
 
   package convenience init(address: UpstreamAddress) {

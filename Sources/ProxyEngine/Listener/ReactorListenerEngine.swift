@@ -211,8 +211,10 @@ final class ReactorServedListener {
     self.maxConnections = config.maxConnections
     self.ignoresGlobalConnectionLimit = config.ignoresGlobalConnectionLimit
     self.hasInspectors = config.listenerFilters.contains { $0.kind != .originalDestination }
-    self.chainTargets = listener.selector.chains.map { ChainTarget($0.terminal) }
-    self.defaultTarget = listener.selector.defaultChain.flatMap { ChainTarget($0.terminal) }
+    self.chainTargets = listener.selector.chains.map { $0.terminatesTLS ? nil : ChainTarget($0.terminal) }
+    self.defaultTarget = listener.selector.defaultChain.flatMap {
+      $0.terminatesTLS ? nil : ChainTarget($0.terminal)
+    }
   }
 
   /// Chooses the filter chain for `info` and hands `connection` to its terminal filter (or closes it when
@@ -224,6 +226,17 @@ final class ReactorServedListener {
     let index = listener.selector.selectIndex(info)
     let target = index.map { chainTargets[$0] } ?? defaultTarget
     guard let target else {
+      if let index, listener.selector.chains[index].terminatesTLS {
+        logger.debug(
+          "the filter chain terminates TLS, which is not implemented yet; closing",
+          metadata: [
+            "proxy.listener": "\(name)", "proxy.connection": "\(info.id)",
+            "proxy.filter_chain": "\(listener.selector.chains[index].name)",
+          ])
+        connection.close(.noFlush)
+        accounting.finish()
+        return
+      }
       listener.stats.noFilterChainMatch.inc()
       logger.debug(
         "no filter chain matches; closing",

@@ -17,6 +17,8 @@ package final class DynamicResources: Sendable {
     package var version: String
     package var resource: Google_Protobuf_Any
     package var lastUpdated: Date
+    /// The resource's comparison key (`ResourceUpdate.Resource.key`).
+    var key: [UInt8]
   }
 
   private struct State {
@@ -226,12 +228,12 @@ package final class DynamicResources: Sendable {
       var table = state.accepted[type] ?? [:]
       for name in removed { table[name] = nil }
       for resource in resources {
-        if let known = table[resource.name], known.resource.value == resource.resource.value {
+        if let known = table[resource.name], known.key == resource.key {
           table[resource.name]?.version = resource.version
           continue
         }
         table[resource.name] = Accepted(
-          version: resource.version, resource: resource.resource, lastUpdated: now)
+          version: resource.version, resource: resource.resource, lastUpdated: now, key: resource.key)
       }
       state.accepted[type] = table
     }
@@ -239,7 +241,7 @@ package final class DynamicResources: Sendable {
 
   /// Resources whose bytes equal what was accepted before (state-of-the-world resends everything).
   private func unchanged(_ type: ResourceType, _ resource: ResourceUpdate.Resource) -> Bool {
-    state.withLock { $0.accepted[type]?[resource.name]?.resource.value == resource.resource.value }
+    state.withLock { $0.accepted[type]?[resource.name]?.key == resource.key }
   }
 
   private func warn(_ warnings: [ProxyConfigWarning], in label: String) {

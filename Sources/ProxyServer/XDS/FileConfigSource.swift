@@ -94,7 +94,7 @@ struct FileConfigSource: Sendable {
     let update = ResourceUpdate(
       type: type, versionInfo: response.versionInfo,
       resources: response.resources.map {
-        ResourceUpdate.Resource(name: "", version: response.versionInfo, resource: $0)
+        ResourceUpdate.Resource(name: "", version: response.versionInfo, decodedFromText: $0)
       },
       stateOfTheWorld: true)
     if let rejection = await resources.apply(update) {

@@ -1,3 +1,4 @@
+internal import ProxyCore
 package import SwiftProtobuf
 
 /// The four resource types the proxy takes by xDS, by type URL.
@@ -41,11 +42,21 @@ package struct ResourceUpdate: Sendable {
     package var name: String
     package var version: String
     package var resource: Google_Protobuf_Any
+    /// What tells an unchanged resource from a changed one: the wire bytes (a control plane encodes
+    /// deterministically), or for resources read from JSON/YAML their canonical form.
+    package var key: [UInt8]
 
     package init(name: String, version: String, resource: Google_Protobuf_Any) {
       self.name = name
       self.version = version
       self.resource = resource
+      self.key = Array(resource.value)
+    }
+
+    /// A resource decoded from JSON or YAML, compared by its canonical form.
+    package init(name: String, version: String, decodedFromText resource: Google_Protobuf_Any) {
+      self.init(name: name, version: version, resource: resource)
+      key = resource.deterministicBytes
     }
   }
 
