@@ -297,6 +297,16 @@ let package = Package(
       swiftSettings: swiftSettings
     ),
     .testTarget(
+      name: "XDSClientTests",
+      dependencies: [
+        "XDSClient", "EnvoyAPI", "TestSupport",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ],
+      swiftSettings: swiftSettings
+    ),
+    .testTarget(
       name: "AgentTests",
       dependencies: [
         "Agent", "PilotfishKit", "EnvoyAPI", "TestSupport",
