@@ -51,6 +51,9 @@ package struct ADSStreamState: Sendable {
     var sentOnStream = false
     /// Delta: the subscription the server has for this stream (`"*"` for the wildcard).
     var streamNames: Set<String> = []
+    /// State of the world: a request with explicit names went out on this stream, so a wildcard must now
+    /// be spelled `"*"` (an empty list would unsubscribe everything).
+    var namedOnStream = false
     /// A subscription change not yet sent.
     var dirty = false
 
@@ -133,6 +136,7 @@ package struct ADSStreamState: Sendable {
       types[typeURL]?.nonce = ""
       types[typeURL]?.sentOnStream = false
       types[typeURL]?.streamNames = []
+      types[typeURL]?.namedOnStream = false
       types[typeURL]?.dirty = true
     }
     return flush()
@@ -205,8 +209,7 @@ package struct ADSStreamState: Sendable {
       // Before the type's first request on a stream, "no interest" needs no request (and an empty
       // `resource_names` would read as a wildcard subscription).
       if !state.sentOnStream, state.subscription == .names([]) { return nil }
-      state.sentOnStream = true
-      return .stateOfTheWorld(stamp(sotwRequest(typeURL, state, nack: nil)))
+      return .stateOfTheWorld(stamp(sotwRequest(typeURL, &state, nack: nil)))
     case .delta:
       let first = !state.sentOnStream
       let wanted = state.wanted
@@ -226,8 +229,7 @@ package struct ADSStreamState: Sendable {
     defer { if types[typeURL] != nil { types[typeURL] = state } }
     switch api {
     case .stateOfTheWorld:
-      state.sentOnStream = true
-      return .stateOfTheWorld(stamp(sotwRequest(typeURL, state, nack: nack)))
+      return .stateOfTheWorld(stamp(sotwRequest(typeURL, &state, nack: nack)))
     case .delta:
       let first = !state.sentOnStream
       var request = deltaRequest(typeURL, &state, nack: nack)
@@ -238,15 +240,23 @@ package struct ADSStreamState: Sendable {
   }
 
   /// State of the world: the request for `typeURL` as things stand: the version last accepted, the last
-  /// nonce, the current names (none for a wildcard).
-  private func sotwRequest(_ typeURL: String, _ state: TypeState, nack: String?)
+  /// nonce, the current names (none for a wildcard, Envoy's legacy form, or `"*"` once the stream had
+  /// names for the type).
+  private func sotwRequest(_ typeURL: String, _ state: inout TypeState, nack: String?)
     -> Envoy_Service_Discovery_V3_DiscoveryRequest
   {
     var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
     request.typeURL = typeURL
     request.versionInfo = state.acceptedVersion
     request.responseNonce = state.nonce
-    if case .names(let names) = state.subscription { request.resourceNames = names.sorted() }
+    switch state.subscription {
+    case .wildcard:
+      if state.namedOnStream { request.resourceNames = ["*"] }
+    case .names(let names):
+      request.resourceNames = names.sorted()
+      state.namedOnStream = true
+    }
+    state.sentOnStream = true
     if let nack { request.errorDetail = Self.errorDetail(nack) }
     return request
   }

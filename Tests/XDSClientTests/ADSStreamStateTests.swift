@@ -324,6 +324,17 @@ struct SotWStateMachineTests {
       ])
   }
 
+  @Test(
+    "a wildcard after names on the same stream is spelled \"*\"; a new stream goes back to the empty form")
+  func wildcardAfterNames() {
+    var state = Self.subscribed()
+    #expect(state.setSubscription(eds, .wildcard).sotw.map(\.resourceNames) == [["*"]])
+    _ = state.received(sotwResponse(eds, "e1", "n1", [assignment("a")]))
+    #expect(state.finishApply(nack: nil).sotw.map(\.resourceNames) == [["*"]])
+    state.streamClosed()
+    #expect(state.streamOpened().sotw.map(\.resourceNames) == [[], []])
+  }
+
   @Test("unsubscription: empty resource_names once the type was requested; nothing before")
   func unsubscribe() {
     var state = Self.subscribed()
