@@ -156,7 +156,8 @@ let package = Package(
       ],
       swiftSettings: swiftSettings
     ),
-    // Composition root of the proxy: bootstrap loading and validation, the admin API, lifecycle.
+    // Composition root of the proxy: bootstrap loading and validation, xDS wiring (ADS, config files) into
+    // the managers, the admin API, lifecycle.
     .target(
       name: "ProxyServer",
       dependencies: [
@@ -165,6 +166,7 @@ let package = Package(
         "ProxyCore",
         "ProxyEngine",
         "ProxyHTTP",
+        "XDSClient",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),

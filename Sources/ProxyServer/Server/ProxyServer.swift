@@ -8,6 +8,7 @@ package import ProxyEngine
 package import ProxyHTTP
 internal import ServiceLifecycle
 internal import Synchronization
+internal import XDSClient
 
 /// The running proxy: clusters, listeners, the admin API and the lifecycle that ties them together (one
 /// `ServiceGroup`). `run()` starts everything, reports LIVE, and returns after a shutdown request (SIGTERM,
@@ -150,6 +151,12 @@ package final class ProxyServer: Sendable {
             source: FileConfigSource(path: path, type: type, resources: dynamic, logger: configLogger),
             initialization: initialization)))
     }
+    if let ads = xds.ads,
+      xds.clusters.map({ if case .ads = $0 { true } else { false } }) == true
+        || xds.listeners.map({ if case .ads = $0 { true } else { false } }) == true
+    {
+      configServices.append(.init(service: makeADSClient(ads, logger: configLogger)))
+    }
     let services = ServiceGroup(
       configuration: .init(
         services: [
@@ -243,6 +250,32 @@ package final class ProxyServer: Sendable {
       logger.info("stopping listeners", metadata: ["proxy.inbound_only": "\(inboundOnly)"])
       Task { await self.listenerManager.stopAccepting(inboundOnly: inboundOnly) }
     }
+  }
+
+  /// The ADS client for `dynamic_resources.ads_config`, subscribed to CDS and LDS (wildcard) when they come
+  /// over ADS; EDS and RDS follow the config.
+  private func makeADSClient(_ ads: XDSSettings.ADS, logger: Logger) -> ADSClient {
+    let target: ADSClientConfiguration.Target =
+      switch ads.server {
+      case .unix(let path): .unix(path: path)
+      case .tcp(let host, let port): .tcp(host: host, port: port, tls: nil)
+      }
+    let subscriber = ADSConfigSubscriber(dynamic: dynamic, stats: stats, logger: logger)
+    let client = ADSClient(
+      configuration: ADSClientConfiguration(
+        api: ads.api == .delta ? .delta : .stateOfTheWorld, target: target, node: ads.node,
+        setNodeOnFirstMessageOnly: ads.setNodeOnFirstMessageOnly),
+      subscriber: subscriber, logger: logger)
+    subscriber.attach(client)
+    if case .ads? = xds.clusters { client.setSubscription(XDSTypeURL.cluster, .wildcard) }
+    if case .ads? = xds.listeners { client.setSubscription(XDSTypeURL.listener, .wildcard) }
+    logger.info(
+      "xDS: ADS stream to the control plane",
+      metadata: [
+        "proxy.xds.api": "\(ads.api == .delta ? "delta" : "sotw")", "proxy.xds.cluster": "\(ads.clusterName)",
+        "proxy.xds.server": "\(ads.server)",
+      ])
+    return client
   }
 
   /// Tracks the first update of each file config source.
