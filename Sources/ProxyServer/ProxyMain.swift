@@ -75,7 +75,8 @@ package enum ProxyMain {
     for warning in loaded.warnings {
       logger.warning("ignoring unknown static field: \(warning)")
     }
-    var bootstrap = loaded.bootstrap
+    // Static listeners without a name get one now, so that validation, serving and /config_dump agree.
+    var bootstrap = StaticResources.namingListeners(loaded.bootstrap)
     if let cluster = options.serviceCluster { bootstrap.node.cluster = cluster }
     if let node = options.serviceNode { bootstrap.node.id = node }
     if let zone = options.serviceZone { bootstrap.node.locality.zone = zone }

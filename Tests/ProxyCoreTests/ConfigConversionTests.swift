@@ -193,4 +193,15 @@ struct ConfigConversionTests {
       _ = try Cluster(staticName, warnings: &warnings)
     }
   }
+
+  @Test func ldsListenerWithoutNameIsStillAnError() throws {
+    // Static listeners get a generated name (ProxyServer's StaticResources); LDS resources must have one.
+    let proto = try listener(
+      #"{"address":{"socket_address":{"address":"0.0.0.0","port_value":80}},"filter_chains":[{"filters":[{"name":"envoy.filters.network.tcp_proxy","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy","stat_prefix":"s","cluster":"c"}}]}]}"#
+    )
+    var warnings: [ProxyConfigWarning] = []
+    #expect(throws: ProxyConfigError("name", "listener has no name")) {
+      _ = try Listener(proto, filters: .withTcpProxy(), context: context, warnings: &warnings)
+    }
+  }
 }

@@ -261,6 +261,38 @@ extension SocketSuites {
           return (try? String(contentsOfFile: path, encoding: .utf8)) == "c 5 -\n"
         })
     }
+
+    @Test("a refused upstream logs UF and Envoy's transport failure reason")
+    func accessLogOfAConnectFailure() async throws {
+      let probe = try LoopbackServer(.echo)
+      let deadPort = probe.port
+      probe.close()
+      let path = "/tmp/pf-access-\(getpid())-\(Int.random(in: 0..<1_000_000)).log"
+      defer { unlink(path) }
+      let core = try CoreHarness.tcp(cluster: try Config.staticCluster("dead", ports: [deadPort])) { _ in
+      } proxy: {
+        $0.accessLogs = [
+          AccessLogConfig(
+            path: path,
+            format:
+              "%RESPONSE_FLAGS% \"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" %UPSTREAM_CLUSTER_RAW% %ROUTE_NAME%\n"
+          )
+        ]
+      }
+      try core.accessLog.open(path)
+      try await core.start()
+      defer { Task { await core.stop() } }
+      let client = try LoopbackClient(port: core.port("front"))
+      _ = client.readAll()
+      client.close()
+      // A refused loopback connect fails inside connect(2): Envoy calls that an immediate connect error.
+      #expect(
+        await CoreHarness.eventually {
+          core.accessLog.flush()
+          return (try? String(contentsOfFile: path, encoding: .utf8))
+            == "UF \"immediate_connect_error:_Connection_refused\" dead -\n"
+        })
+    }
   }
 }
 

@@ -190,6 +190,53 @@ import Testing
     await proxy.shutdown()
   }
 
+  /// Istio's default access-log format (`EnvoyTextLogFormat`) over the data path: the details, the
+  /// cluster and the connect error reach the line.
+  @Test func istioAccessLogFormatOverTheDataPath() async throws {
+    let probe = try TestUpstream(group: NIOSingletons.posixEventLoopGroup)
+    let dead = probe.address
+    probe.close()
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "pf-istio-\(UUID().uuidString).log"
+    )
+    .path
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    var hcm = hcmProto(virtualHosts: [virtualHostProto("all", domains: ["*"], routes: [routeProto()])])
+    var accessLog = Envoy_Config_Accesslog_V3_AccessLog()
+    accessLog.name = "envoy.access_loggers.file"
+    var file = Envoy_Extensions_AccessLoggers_File_V3_FileAccessLog()
+    file.path = log
+    file.logFormat.textFormatSource.inlineString =
+      "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% \"%UPSTREAM_TRANSPORT_FAILURE_REASON%\" "
+      + "%UPSTREAM_CLUSTER_RAW% %ROUTE_NAME%\n"
+    accessLog.typedConfig = try Google_Protobuf_Any(message: file)
+    hcm.accessLog = [accessLog]
+    let proxy = try await ProxyHarness(hcm: hcm, upstreamAddress: dead, withUpstream: false)
+    let client = try TestClient(port: proxy.port)
+    try client.send("GET /x HTTP/1.1\r\nHost: h\r\n\r\n")
+    #expect(try client.readResponse().status == 503)
+    proxy.accessLog.flush()
+    // Loopback usually refuses at connect(2) ("immediate"), else through SO_ERROR ("delayed").
+    let failed = try String(contentsOfFile: log, encoding: .utf8)
+    #expect(
+      [
+        "503 UF upstream_reset_before_response_started{connection_failure} "
+          + "\"immediate_connect_error:_Connection_refused\" upstream -\n",
+        "503 UF upstream_reset_before_response_started{connection_failure} "
+          + "\"delayed_connect_error:_Connection_refused\" upstream -\n",
+      ].contains(failed), "\(failed)")
+    await proxy.shutdown()
+
+    let served = try await ProxyHarness(hcm: hcm)
+    let second = try TestClient(port: served.port)
+    try second.send("GET /y HTTP/1.1\r\nHost: h\r\n\r\n")
+    #expect(try second.readResponse().status == 200)
+    served.accessLog.flush()
+    let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+    #expect(lines.last == "200 - via_upstream \"-\" upstream -")
+    await served.shutdown()
+  }
+
   @Test func directResponseAndRedirect() async throws {
     var direct = Envoy_Config_Route_V3_Route()
     direct.match.path = "/health"

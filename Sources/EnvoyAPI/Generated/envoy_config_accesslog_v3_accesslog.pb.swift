@@ -33,7 +33,528 @@ package nonisolated struct Envoy_Config_Accesslog_V3_AccessLog: Sendable {
 
   package var name: String = String()
 
+  package var filter: Envoy_Config_Accesslog_V3_AccessLogFilter {
+    get {_filter ?? Envoy_Config_Accesslog_V3_AccessLogFilter()}
+    set {_filter = newValue}
+  }
+  /// Returns true if `filter` has been explicitly set.
+  package var hasFilter: Bool {self._filter != nil}
+  /// Clears the value of `filter`. Subsequent reads from it will return its default value.
+  package mutating func clearFilter() {self._filter = nil}
+
   package var configType: Envoy_Config_Accesslog_V3_AccessLog.OneOf_ConfigType? = nil
+
+  package var typedConfig: SwiftProtobuf.Google_Protobuf_Any {
+    get {
+      if case .typedConfig(let v)? = configType {return v}
+      return SwiftProtobuf.Google_Protobuf_Any()
+    }
+    set {configType = .typedConfig(newValue)}
+  }
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package nonisolated enum OneOf_ConfigType: Equatable, Sendable {
+    case typedConfig(SwiftProtobuf.Google_Protobuf_Any)
+
+  }
+
+  package init() {}
+
+  fileprivate var _filter: Envoy_Config_Accesslog_V3_AccessLogFilter? = nil
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_AccessLogFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var filterSpecifier: Envoy_Config_Accesslog_V3_AccessLogFilter.OneOf_FilterSpecifier? = nil
+
+  package var statusCodeFilter: Envoy_Config_Accesslog_V3_StatusCodeFilter {
+    get {
+      if case .statusCodeFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_StatusCodeFilter()
+    }
+    set {filterSpecifier = .statusCodeFilter(newValue)}
+  }
+
+  package var durationFilter: Envoy_Config_Accesslog_V3_DurationFilter {
+    get {
+      if case .durationFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_DurationFilter()
+    }
+    set {filterSpecifier = .durationFilter(newValue)}
+  }
+
+  package var notHealthCheckFilter: Envoy_Config_Accesslog_V3_NotHealthCheckFilter {
+    get {
+      if case .notHealthCheckFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_NotHealthCheckFilter()
+    }
+    set {filterSpecifier = .notHealthCheckFilter(newValue)}
+  }
+
+  package var traceableFilter: Envoy_Config_Accesslog_V3_TraceableFilter {
+    get {
+      if case .traceableFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_TraceableFilter()
+    }
+    set {filterSpecifier = .traceableFilter(newValue)}
+  }
+
+  package var runtimeFilter: Envoy_Config_Accesslog_V3_RuntimeFilter {
+    get {
+      if case .runtimeFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_RuntimeFilter()
+    }
+    set {filterSpecifier = .runtimeFilter(newValue)}
+  }
+
+  package var andFilter: Envoy_Config_Accesslog_V3_AndFilter {
+    get {
+      if case .andFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_AndFilter()
+    }
+    set {filterSpecifier = .andFilter(newValue)}
+  }
+
+  package var orFilter: Envoy_Config_Accesslog_V3_OrFilter {
+    get {
+      if case .orFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_OrFilter()
+    }
+    set {filterSpecifier = .orFilter(newValue)}
+  }
+
+  package var headerFilter: Envoy_Config_Accesslog_V3_HeaderFilter {
+    get {
+      if case .headerFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_HeaderFilter()
+    }
+    set {filterSpecifier = .headerFilter(newValue)}
+  }
+
+  package var responseFlagFilter: Envoy_Config_Accesslog_V3_ResponseFlagFilter {
+    get {
+      if case .responseFlagFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_ResponseFlagFilter()
+    }
+    set {filterSpecifier = .responseFlagFilter(newValue)}
+  }
+
+  package var grpcStatusFilter: Envoy_Config_Accesslog_V3_GrpcStatusFilter {
+    get {
+      if case .grpcStatusFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_GrpcStatusFilter()
+    }
+    set {filterSpecifier = .grpcStatusFilter(newValue)}
+  }
+
+  package var extensionFilter: Envoy_Config_Accesslog_V3_ExtensionFilter {
+    get {
+      if case .extensionFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_ExtensionFilter()
+    }
+    set {filterSpecifier = .extensionFilter(newValue)}
+  }
+
+  package var metadataFilter: Envoy_Config_Accesslog_V3_MetadataFilter {
+    get {
+      if case .metadataFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_MetadataFilter()
+    }
+    set {filterSpecifier = .metadataFilter(newValue)}
+  }
+
+  package var logTypeFilter: Envoy_Config_Accesslog_V3_LogTypeFilter {
+    get {
+      if case .logTypeFilter(let v)? = filterSpecifier {return v}
+      return Envoy_Config_Accesslog_V3_LogTypeFilter()
+    }
+    set {filterSpecifier = .logTypeFilter(newValue)}
+  }
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package nonisolated enum OneOf_FilterSpecifier: Equatable, Sendable {
+    case statusCodeFilter(Envoy_Config_Accesslog_V3_StatusCodeFilter)
+    case durationFilter(Envoy_Config_Accesslog_V3_DurationFilter)
+    case notHealthCheckFilter(Envoy_Config_Accesslog_V3_NotHealthCheckFilter)
+    case traceableFilter(Envoy_Config_Accesslog_V3_TraceableFilter)
+    case runtimeFilter(Envoy_Config_Accesslog_V3_RuntimeFilter)
+    case andFilter(Envoy_Config_Accesslog_V3_AndFilter)
+    case orFilter(Envoy_Config_Accesslog_V3_OrFilter)
+    case headerFilter(Envoy_Config_Accesslog_V3_HeaderFilter)
+    case responseFlagFilter(Envoy_Config_Accesslog_V3_ResponseFlagFilter)
+    case grpcStatusFilter(Envoy_Config_Accesslog_V3_GrpcStatusFilter)
+    case extensionFilter(Envoy_Config_Accesslog_V3_ExtensionFilter)
+    case metadataFilter(Envoy_Config_Accesslog_V3_MetadataFilter)
+    case logTypeFilter(Envoy_Config_Accesslog_V3_LogTypeFilter)
+
+  }
+
+  package init() {}
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_ComparisonFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var op: Envoy_Config_Accesslog_V3_ComparisonFilter.Op = .eq
+
+  package var value: Envoy_Config_Core_V3_RuntimeUInt32 {
+    get {_value ?? Envoy_Config_Core_V3_RuntimeUInt32()}
+    set {_value = newValue}
+  }
+  /// Returns true if `value` has been explicitly set.
+  package var hasValue: Bool {self._value != nil}
+  /// Clears the value of `value`. Subsequent reads from it will return its default value.
+  package mutating func clearValue() {self._value = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package nonisolated enum Op: SwiftProtobuf.Enum, Swift.CaseIterable {
+    package typealias RawValue = Int
+    case eq // = 0
+    case ge // = 1
+    case le // = 2
+    case UNRECOGNIZED(Int)
+
+    package init() {
+      self = .eq
+    }
+
+    package init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .eq
+      case 1: self = .ge
+      case 2: self = .le
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    package var rawValue: Int {
+      switch self {
+      case .eq: return 0
+      case .ge: return 1
+      case .le: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    package static let allCases: [Envoy_Config_Accesslog_V3_ComparisonFilter.Op] = [
+      .eq,
+      .ge,
+      .le,
+    ]
+
+  }
+
+  package init() {}
+
+  fileprivate var _value: Envoy_Config_Core_V3_RuntimeUInt32? = nil
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_StatusCodeFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var comparison: Envoy_Config_Accesslog_V3_ComparisonFilter {
+    get {_comparison ?? Envoy_Config_Accesslog_V3_ComparisonFilter()}
+    set {_comparison = newValue}
+  }
+  /// Returns true if `comparison` has been explicitly set.
+  package var hasComparison: Bool {self._comparison != nil}
+  /// Clears the value of `comparison`. Subsequent reads from it will return its default value.
+  package mutating func clearComparison() {self._comparison = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _comparison: Envoy_Config_Accesslog_V3_ComparisonFilter? = nil
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_DurationFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var comparison: Envoy_Config_Accesslog_V3_ComparisonFilter {
+    get {_comparison ?? Envoy_Config_Accesslog_V3_ComparisonFilter()}
+    set {_comparison = newValue}
+  }
+  /// Returns true if `comparison` has been explicitly set.
+  package var hasComparison: Bool {self._comparison != nil}
+  /// Clears the value of `comparison`. Subsequent reads from it will return its default value.
+  package mutating func clearComparison() {self._comparison = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _comparison: Envoy_Config_Accesslog_V3_ComparisonFilter? = nil
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_NotHealthCheckFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_TraceableFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_RuntimeFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var runtimeKey: String = String()
+
+  package var percentSampled: Envoy_Type_V3_FractionalPercent {
+    get {_percentSampled ?? Envoy_Type_V3_FractionalPercent()}
+    set {_percentSampled = newValue}
+  }
+  /// Returns true if `percentSampled` has been explicitly set.
+  package var hasPercentSampled: Bool {self._percentSampled != nil}
+  /// Clears the value of `percentSampled`. Subsequent reads from it will return its default value.
+  package mutating func clearPercentSampled() {self._percentSampled = nil}
+
+  package var useIndependentRandomness: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _percentSampled: Envoy_Type_V3_FractionalPercent? = nil
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_AndFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var filters: [Envoy_Config_Accesslog_V3_AccessLogFilter] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_OrFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var filters: [Envoy_Config_Accesslog_V3_AccessLogFilter] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_HeaderFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var header: Envoy_Config_Route_V3_HeaderMatcher {
+    get {_header ?? Envoy_Config_Route_V3_HeaderMatcher()}
+    set {_header = newValue}
+  }
+  /// Returns true if `header` has been explicitly set.
+  package var hasHeader: Bool {self._header != nil}
+  /// Clears the value of `header`. Subsequent reads from it will return its default value.
+  package mutating func clearHeader() {self._header = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _header: Envoy_Config_Route_V3_HeaderMatcher? = nil
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_ResponseFlagFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var flags: [String] = []
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_GrpcStatusFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var statuses: [Envoy_Config_Accesslog_V3_GrpcStatusFilter.Status] = []
+
+  package var exclude: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package nonisolated enum Status: SwiftProtobuf.Enum, Swift.CaseIterable {
+    package typealias RawValue = Int
+    case ok // = 0
+    case canceled // = 1
+    case unknown // = 2
+    case invalidArgument // = 3
+    case deadlineExceeded // = 4
+    case notFound // = 5
+    case alreadyExists // = 6
+    case permissionDenied // = 7
+    case resourceExhausted // = 8
+    case failedPrecondition // = 9
+    case aborted // = 10
+    case outOfRange // = 11
+    case unimplemented // = 12
+    case `internal` // = 13
+    case unavailable // = 14
+    case dataLoss // = 15
+    case unauthenticated // = 16
+    case UNRECOGNIZED(Int)
+
+    package init() {
+      self = .ok
+    }
+
+    package init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .ok
+      case 1: self = .canceled
+      case 2: self = .unknown
+      case 3: self = .invalidArgument
+      case 4: self = .deadlineExceeded
+      case 5: self = .notFound
+      case 6: self = .alreadyExists
+      case 7: self = .permissionDenied
+      case 8: self = .resourceExhausted
+      case 9: self = .failedPrecondition
+      case 10: self = .aborted
+      case 11: self = .outOfRange
+      case 12: self = .unimplemented
+      case 13: self = .internal
+      case 14: self = .unavailable
+      case 15: self = .dataLoss
+      case 16: self = .unauthenticated
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    package var rawValue: Int {
+      switch self {
+      case .ok: return 0
+      case .canceled: return 1
+      case .unknown: return 2
+      case .invalidArgument: return 3
+      case .deadlineExceeded: return 4
+      case .notFound: return 5
+      case .alreadyExists: return 6
+      case .permissionDenied: return 7
+      case .resourceExhausted: return 8
+      case .failedPrecondition: return 9
+      case .aborted: return 10
+      case .outOfRange: return 11
+      case .unimplemented: return 12
+      case .internal: return 13
+      case .unavailable: return 14
+      case .dataLoss: return 15
+      case .unauthenticated: return 16
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    package static let allCases: [Envoy_Config_Accesslog_V3_GrpcStatusFilter.Status] = [
+      .ok,
+      .canceled,
+      .unknown,
+      .invalidArgument,
+      .deadlineExceeded,
+      .notFound,
+      .alreadyExists,
+      .permissionDenied,
+      .resourceExhausted,
+      .failedPrecondition,
+      .aborted,
+      .outOfRange,
+      .unimplemented,
+      .internal,
+      .unavailable,
+      .dataLoss,
+      .unauthenticated,
+    ]
+
+  }
+
+  package init() {}
+}
+
+/// Not in this subset:
+///   matcher = 1 (type.matcher.v3.MetadataMatcher)
+package nonisolated struct Envoy_Config_Accesslog_V3_MetadataFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var matchIfKeyNotFound: SwiftProtobuf.Google_Protobuf_BoolValue {
+    get {_matchIfKeyNotFound ?? SwiftProtobuf.Google_Protobuf_BoolValue()}
+    set {_matchIfKeyNotFound = newValue}
+  }
+  /// Returns true if `matchIfKeyNotFound` has been explicitly set.
+  package var hasMatchIfKeyNotFound: Bool {self._matchIfKeyNotFound != nil}
+  /// Clears the value of `matchIfKeyNotFound`. Subsequent reads from it will return its default value.
+  package mutating func clearMatchIfKeyNotFound() {self._matchIfKeyNotFound = nil}
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+
+  fileprivate var _matchIfKeyNotFound: SwiftProtobuf.Google_Protobuf_BoolValue? = nil
+}
+
+/// Not in this subset:
+///   types = 1 (repeated data.accesslog.v3.AccessLogType)
+package nonisolated struct Envoy_Config_Accesslog_V3_LogTypeFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var exclude: Bool = false
+
+  package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  package init() {}
+}
+
+package nonisolated struct Envoy_Config_Accesslog_V3_ExtensionFilter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  package var name: String = String()
+
+  package var configType: Envoy_Config_Accesslog_V3_ExtensionFilter.OneOf_ConfigType? = nil
 
   package var typedConfig: SwiftProtobuf.Google_Protobuf_Any {
     get {
@@ -59,7 +580,7 @@ fileprivate nonisolated let _protobuf_package = "envoy.config.accesslog.v3"
 
 nonisolated extension Envoy_Config_Accesslog_V3_AccessLog: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".AccessLog"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{4}\u{3}typed_config\0\u{b}config\0\u{c}\u{3}\u{1}")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}filter\0\u{4}\u{2}typed_config\0\u{b}config\0\u{c}\u{3}\u{1}")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -68,6 +589,7 @@ nonisolated extension Envoy_Config_Accesslog_V3_AccessLog: SwiftProtobuf.Message
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
       case 4: try {
         var v: SwiftProtobuf.Google_Protobuf_Any?
         var hadOneofValue = false
@@ -94,6 +616,9 @@ nonisolated extension Envoy_Config_Accesslog_V3_AccessLog: SwiftProtobuf.Message
     if !self.name.isEmpty {
       try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
     }
+    try { if let v = self._filter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
     try { if case .typedConfig(let v)? = self.configType {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
@@ -101,6 +626,732 @@ nonisolated extension Envoy_Config_Accesslog_V3_AccessLog: SwiftProtobuf.Message
   }
 
   package static func ==(lhs: Envoy_Config_Accesslog_V3_AccessLog, rhs: Envoy_Config_Accesslog_V3_AccessLog) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs._filter != rhs._filter {return false}
+    if lhs.configType != rhs.configType {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_AccessLogFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".AccessLogFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}status_code_filter\0\u{3}duration_filter\0\u{3}not_health_check_filter\0\u{3}traceable_filter\0\u{3}runtime_filter\0\u{3}and_filter\0\u{3}or_filter\0\u{3}header_filter\0\u{3}response_flag_filter\0\u{3}grpc_status_filter\0\u{3}extension_filter\0\u{3}metadata_filter\0\u{3}log_type_filter\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Envoy_Config_Accesslog_V3_StatusCodeFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .statusCodeFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .statusCodeFilter(v)
+        }
+      }()
+      case 2: try {
+        var v: Envoy_Config_Accesslog_V3_DurationFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .durationFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .durationFilter(v)
+        }
+      }()
+      case 3: try {
+        var v: Envoy_Config_Accesslog_V3_NotHealthCheckFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .notHealthCheckFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .notHealthCheckFilter(v)
+        }
+      }()
+      case 4: try {
+        var v: Envoy_Config_Accesslog_V3_TraceableFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .traceableFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .traceableFilter(v)
+        }
+      }()
+      case 5: try {
+        var v: Envoy_Config_Accesslog_V3_RuntimeFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .runtimeFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .runtimeFilter(v)
+        }
+      }()
+      case 6: try {
+        var v: Envoy_Config_Accesslog_V3_AndFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .andFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .andFilter(v)
+        }
+      }()
+      case 7: try {
+        var v: Envoy_Config_Accesslog_V3_OrFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .orFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .orFilter(v)
+        }
+      }()
+      case 8: try {
+        var v: Envoy_Config_Accesslog_V3_HeaderFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .headerFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .headerFilter(v)
+        }
+      }()
+      case 9: try {
+        var v: Envoy_Config_Accesslog_V3_ResponseFlagFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .responseFlagFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .responseFlagFilter(v)
+        }
+      }()
+      case 10: try {
+        var v: Envoy_Config_Accesslog_V3_GrpcStatusFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .grpcStatusFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .grpcStatusFilter(v)
+        }
+      }()
+      case 11: try {
+        var v: Envoy_Config_Accesslog_V3_ExtensionFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .extensionFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .extensionFilter(v)
+        }
+      }()
+      case 12: try {
+        var v: Envoy_Config_Accesslog_V3_MetadataFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .metadataFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .metadataFilter(v)
+        }
+      }()
+      case 13: try {
+        var v: Envoy_Config_Accesslog_V3_LogTypeFilter?
+        var hadOneofValue = false
+        if let current = self.filterSpecifier {
+          hadOneofValue = true
+          if case .logTypeFilter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.filterSpecifier = .logTypeFilter(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.filterSpecifier {
+    case .statusCodeFilter?: try {
+      guard case .statusCodeFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .durationFilter?: try {
+      guard case .durationFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .notHealthCheckFilter?: try {
+      guard case .notHealthCheckFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .traceableFilter?: try {
+      guard case .traceableFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .runtimeFilter?: try {
+      guard case .runtimeFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
+    case .andFilter?: try {
+      guard case .andFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .orFilter?: try {
+      guard case .orFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .headerFilter?: try {
+      guard case .headerFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    }()
+    case .responseFlagFilter?: try {
+      guard case .responseFlagFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+    }()
+    case .grpcStatusFilter?: try {
+      guard case .grpcStatusFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    }()
+    case .extensionFilter?: try {
+      guard case .extensionFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .metadataFilter?: try {
+      guard case .metadataFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .logTypeFilter?: try {
+      guard case .logTypeFilter(let v)? = self.filterSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case nil: break
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_AccessLogFilter, rhs: Envoy_Config_Accesslog_V3_AccessLogFilter) -> Bool {
+    if lhs.filterSpecifier != rhs.filterSpecifier {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_ComparisonFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ComparisonFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}op\0\u{1}value\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.op) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._value) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.op != .eq {
+      try visitor.visitSingularEnumField(value: self.op, fieldNumber: 1)
+    }
+    try { if let v = self._value {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_ComparisonFilter, rhs: Envoy_Config_Accesslog_V3_ComparisonFilter) -> Bool {
+    if lhs.op != rhs.op {return false}
+    if lhs._value != rhs._value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_ComparisonFilter.Op: SwiftProtobuf._ProtoNameProviding {
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EQ\0\u{1}GE\0\u{1}LE\0")
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_StatusCodeFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".StatusCodeFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}comparison\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._comparison) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._comparison {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_StatusCodeFilter, rhs: Envoy_Config_Accesslog_V3_StatusCodeFilter) -> Bool {
+    if lhs._comparison != rhs._comparison {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_DurationFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".DurationFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}comparison\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._comparison) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._comparison {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_DurationFilter, rhs: Envoy_Config_Accesslog_V3_DurationFilter) -> Bool {
+    if lhs._comparison != rhs._comparison {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_NotHealthCheckFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".NotHealthCheckFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_NotHealthCheckFilter, rhs: Envoy_Config_Accesslog_V3_NotHealthCheckFilter) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_TraceableFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".TraceableFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_TraceableFilter, rhs: Envoy_Config_Accesslog_V3_TraceableFilter) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_RuntimeFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".RuntimeFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}runtime_key\0\u{3}percent_sampled\0\u{3}use_independent_randomness\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.runtimeKey) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._percentSampled) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.useIndependentRandomness) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.runtimeKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.runtimeKey, fieldNumber: 1)
+    }
+    try { if let v = self._percentSampled {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.useIndependentRandomness != false {
+      try visitor.visitSingularBoolField(value: self.useIndependentRandomness, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_RuntimeFilter, rhs: Envoy_Config_Accesslog_V3_RuntimeFilter) -> Bool {
+    if lhs.runtimeKey != rhs.runtimeKey {return false}
+    if lhs._percentSampled != rhs._percentSampled {return false}
+    if lhs.useIndependentRandomness != rhs.useIndependentRandomness {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_AndFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".AndFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}filters\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.filters) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.filters.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.filters, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_AndFilter, rhs: Envoy_Config_Accesslog_V3_AndFilter) -> Bool {
+    if lhs.filters != rhs.filters {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_OrFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".OrFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\u{2}filters\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.filters) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.filters.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.filters, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_OrFilter, rhs: Envoy_Config_Accesslog_V3_OrFilter) -> Bool {
+    if lhs.filters != rhs.filters {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_HeaderFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".HeaderFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}header\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._header) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._header {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_HeaderFilter, rhs: Envoy_Config_Accesslog_V3_HeaderFilter) -> Bool {
+    if lhs._header != rhs._header {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_ResponseFlagFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ResponseFlagFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}flags\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.flags) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.flags.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.flags, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_ResponseFlagFilter, rhs: Envoy_Config_Accesslog_V3_ResponseFlagFilter) -> Bool {
+    if lhs.flags != rhs.flags {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_GrpcStatusFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".GrpcStatusFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}statuses\0\u{1}exclude\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedEnumField(value: &self.statuses) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.exclude) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.statuses.isEmpty {
+      try visitor.visitPackedEnumField(value: self.statuses, fieldNumber: 1)
+    }
+    if self.exclude != false {
+      try visitor.visitSingularBoolField(value: self.exclude, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_GrpcStatusFilter, rhs: Envoy_Config_Accesslog_V3_GrpcStatusFilter) -> Bool {
+    if lhs.statuses != rhs.statuses {return false}
+    if lhs.exclude != rhs.exclude {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_GrpcStatusFilter.Status: SwiftProtobuf._ProtoNameProviding {
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0OK\0\u{1}CANCELED\0\u{1}UNKNOWN\0\u{1}INVALID_ARGUMENT\0\u{1}DEADLINE_EXCEEDED\0\u{1}NOT_FOUND\0\u{1}ALREADY_EXISTS\0\u{1}PERMISSION_DENIED\0\u{1}RESOURCE_EXHAUSTED\0\u{1}FAILED_PRECONDITION\0\u{1}ABORTED\0\u{1}OUT_OF_RANGE\0\u{1}UNIMPLEMENTED\0\u{1}INTERNAL\0\u{1}UNAVAILABLE\0\u{1}DATA_LOSS\0\u{1}UNAUTHENTICATED\0")
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_MetadataFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".MetadataFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{4}\u{2}match_if_key_not_found\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._matchIfKeyNotFound) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._matchIfKeyNotFound {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_MetadataFilter, rhs: Envoy_Config_Accesslog_V3_MetadataFilter) -> Bool {
+    if lhs._matchIfKeyNotFound != rhs._matchIfKeyNotFound {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_LogTypeFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".LogTypeFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\u{2}exclude\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.exclude) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.exclude != false {
+      try visitor.visitSingularBoolField(value: self.exclude, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_LogTypeFilter, rhs: Envoy_Config_Accesslog_V3_LogTypeFilter) -> Bool {
+    if lhs.exclude != rhs.exclude {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Accesslog_V3_ExtensionFilter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = _protobuf_package + ".ExtensionFilter"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{4}\u{2}typed_config\0\u{b}config\0\u{c}\u{2}\u{1}")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try {
+        var v: SwiftProtobuf.Google_Protobuf_Any?
+        var hadOneofValue = false
+        if let current = self.configType {
+          hadOneofValue = true
+          if case .typedConfig(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.configType = .typedConfig(v)
+        }
+      }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    try { if case .typedConfig(let v)? = self.configType {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Accesslog_V3_ExtensionFilter, rhs: Envoy_Config_Accesslog_V3_ExtensionFilter) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.configType != rhs.configType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

@@ -673,10 +673,6 @@ package nonisolated struct Envoy_Config_Cluster_V3_Cluster: @unchecked Sendable 
     fileprivate var _edsConfig: Envoy_Config_Core_V3_ConfigSource? = nil
   }
 
-  /// Not in this subset:
-  ///   zone_aware_lb_config = 2 (Cluster.CommonLbConfig.ZoneAwareLbConfig)
-  ///   locality_weighted_lb_config = 3 (Cluster.CommonLbConfig.LocalityWeightedLbConfig)
-  ///   consistent_hashing_lb_config = 7 (Cluster.CommonLbConfig.ConsistentHashingLbConfig)
   package nonisolated struct CommonLbConfig: Sendable {
     // SwiftProtobuf.Message conformance is added in an extension below. See the
     // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -690,6 +686,24 @@ package nonisolated struct Envoy_Config_Cluster_V3_Cluster: @unchecked Sendable 
     package var hasHealthyPanicThreshold: Bool {self._healthyPanicThreshold != nil}
     /// Clears the value of `healthyPanicThreshold`. Subsequent reads from it will return its default value.
     package mutating func clearHealthyPanicThreshold() {self._healthyPanicThreshold = nil}
+
+    package var localityConfigSpecifier: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.OneOf_LocalityConfigSpecifier? = nil
+
+    package var zoneAwareLbConfig: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.ZoneAwareLbConfig {
+      get {
+        if case .zoneAwareLbConfig(let v)? = localityConfigSpecifier {return v}
+        return Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.ZoneAwareLbConfig()
+      }
+      set {localityConfigSpecifier = .zoneAwareLbConfig(newValue)}
+    }
+
+    package var localityWeightedLbConfig: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig {
+      get {
+        if case .localityWeightedLbConfig(let v)? = localityConfigSpecifier {return v}
+        return Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig()
+      }
+      set {localityConfigSpecifier = .localityWeightedLbConfig(newValue)}
+    }
 
     package var updateMergeWindow: SwiftProtobuf.Google_Protobuf_Duration {
       get {_updateMergeWindow ?? SwiftProtobuf.Google_Protobuf_Duration()}
@@ -714,6 +728,55 @@ package nonisolated struct Envoy_Config_Cluster_V3_Cluster: @unchecked Sendable 
     package mutating func clearOverrideHostStatus() {self._overrideHostStatus = nil}
 
     package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+    package nonisolated enum OneOf_LocalityConfigSpecifier: Equatable, Sendable {
+      case zoneAwareLbConfig(Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.ZoneAwareLbConfig)
+      case localityWeightedLbConfig(Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig)
+
+    }
+
+    package nonisolated struct ZoneAwareLbConfig: Sendable {
+      // SwiftProtobuf.Message conformance is added in an extension below. See the
+      // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+      // methods supported on all messages.
+
+      package var routingEnabled: Envoy_Type_V3_Percent {
+        get {_routingEnabled ?? Envoy_Type_V3_Percent()}
+        set {_routingEnabled = newValue}
+      }
+      /// Returns true if `routingEnabled` has been explicitly set.
+      package var hasRoutingEnabled: Bool {self._routingEnabled != nil}
+      /// Clears the value of `routingEnabled`. Subsequent reads from it will return its default value.
+      package mutating func clearRoutingEnabled() {self._routingEnabled = nil}
+
+      package var minClusterSize: SwiftProtobuf.Google_Protobuf_UInt64Value {
+        get {_minClusterSize ?? SwiftProtobuf.Google_Protobuf_UInt64Value()}
+        set {_minClusterSize = newValue}
+      }
+      /// Returns true if `minClusterSize` has been explicitly set.
+      package var hasMinClusterSize: Bool {self._minClusterSize != nil}
+      /// Clears the value of `minClusterSize`. Subsequent reads from it will return its default value.
+      package mutating func clearMinClusterSize() {self._minClusterSize = nil}
+
+      package var failTrafficOnPanic: Bool = false
+
+      package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+      package init() {}
+
+      fileprivate var _routingEnabled: Envoy_Type_V3_Percent? = nil
+      fileprivate var _minClusterSize: SwiftProtobuf.Google_Protobuf_UInt64Value? = nil
+    }
+
+    package nonisolated struct LocalityWeightedLbConfig: Sendable {
+      // SwiftProtobuf.Message conformance is added in an extension below. See the
+      // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+      // methods supported on all messages.
+
+      package var unknownFields = SwiftProtobuf.UnknownStorage()
+
+      package init() {}
+    }
 
     package init() {}
 
@@ -1584,7 +1647,7 @@ nonisolated extension Envoy_Config_Cluster_V3_Cluster.EdsClusterConfig: SwiftPro
 
 nonisolated extension Envoy_Config_Cluster_V3_Cluster.CommonLbConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = Envoy_Config_Cluster_V3_Cluster.protoMessageName + ".CommonLbConfig"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}healthy_panic_threshold\0\u{4}\u{3}update_merge_window\0\u{3}ignore_new_hosts_until_first_hc\0\u{3}close_connections_on_host_set_change\0\u{4}\u{2}override_host_status\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}healthy_panic_threshold\0\u{3}zone_aware_lb_config\0\u{3}locality_weighted_lb_config\0\u{3}update_merge_window\0\u{3}ignore_new_hosts_until_first_hc\0\u{3}close_connections_on_host_set_change\0\u{4}\u{2}override_host_status\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1593,6 +1656,32 @@ nonisolated extension Envoy_Config_Cluster_V3_Cluster.CommonLbConfig: SwiftProto
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularMessageField(value: &self._healthyPanicThreshold) }()
+      case 2: try {
+        var v: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.ZoneAwareLbConfig?
+        var hadOneofValue = false
+        if let current = self.localityConfigSpecifier {
+          hadOneofValue = true
+          if case .zoneAwareLbConfig(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.localityConfigSpecifier = .zoneAwareLbConfig(v)
+        }
+      }()
+      case 3: try {
+        var v: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig?
+        var hadOneofValue = false
+        if let current = self.localityConfigSpecifier {
+          hadOneofValue = true
+          if case .localityWeightedLbConfig(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.localityConfigSpecifier = .localityWeightedLbConfig(v)
+        }
+      }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._updateMergeWindow) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.ignoreNewHostsUntilFirstHc) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.closeConnectionsOnHostSetChange) }()
@@ -1610,6 +1699,17 @@ nonisolated extension Envoy_Config_Cluster_V3_Cluster.CommonLbConfig: SwiftProto
     try { if let v = self._healthyPanicThreshold {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
     } }()
+    switch self.localityConfigSpecifier {
+    case .zoneAwareLbConfig?: try {
+      guard case .zoneAwareLbConfig(let v)? = self.localityConfigSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .localityWeightedLbConfig?: try {
+      guard case .localityWeightedLbConfig(let v)? = self.localityConfigSpecifier else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case nil: break
+    }
     try { if let v = self._updateMergeWindow {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     } }()
@@ -1627,10 +1727,74 @@ nonisolated extension Envoy_Config_Cluster_V3_Cluster.CommonLbConfig: SwiftProto
 
   package static func ==(lhs: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig, rhs: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig) -> Bool {
     if lhs._healthyPanicThreshold != rhs._healthyPanicThreshold {return false}
+    if lhs.localityConfigSpecifier != rhs.localityConfigSpecifier {return false}
     if lhs._updateMergeWindow != rhs._updateMergeWindow {return false}
     if lhs.ignoreNewHostsUntilFirstHc != rhs.ignoreNewHostsUntilFirstHc {return false}
     if lhs.closeConnectionsOnHostSetChange != rhs.closeConnectionsOnHostSetChange {return false}
     if lhs._overrideHostStatus != rhs._overrideHostStatus {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.ZoneAwareLbConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.protoMessageName + ".ZoneAwareLbConfig"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}routing_enabled\0\u{3}min_cluster_size\0\u{3}fail_traffic_on_panic\0")
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._routingEnabled) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._minClusterSize) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.failTrafficOnPanic) }()
+      default: break
+      }
+    }
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._routingEnabled {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._minClusterSize {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.failTrafficOnPanic != false {
+      try visitor.visitSingularBoolField(value: self.failTrafficOnPanic, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.ZoneAwareLbConfig, rhs: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.ZoneAwareLbConfig) -> Bool {
+    if lhs._routingEnabled != rhs._routingEnabled {return false}
+    if lhs._minClusterSize != rhs._minClusterSize {return false}
+    if lhs.failTrafficOnPanic != rhs.failTrafficOnPanic {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  package static let protoMessageName: String = Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.protoMessageName + ".LocalityWeightedLbConfig"
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  package func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  package static func ==(lhs: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig, rhs: Envoy_Config_Cluster_V3_Cluster.CommonLbConfig.LocalityWeightedLbConfig) -> Bool {
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

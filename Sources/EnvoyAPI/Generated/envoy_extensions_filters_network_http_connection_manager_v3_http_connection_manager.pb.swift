@@ -822,12 +822,19 @@ package nonisolated struct Envoy_Extensions_Filters_Network_HttpConnectionManage
   fileprivate var _bodyFormat: Envoy_Config_Core_V3_SubstitutionFormatString? = nil
 }
 
-/// Not in this subset:
-///   filter = 1 (config.accesslog.v3.AccessLogFilter)
 package nonisolated struct Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_ResponseMapper: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  package var filter: Envoy_Config_Accesslog_V3_AccessLogFilter {
+    get {_filter ?? Envoy_Config_Accesslog_V3_AccessLogFilter()}
+    set {_filter = newValue}
+  }
+  /// Returns true if `filter` has been explicitly set.
+  package var hasFilter: Bool {self._filter != nil}
+  /// Clears the value of `filter`. Subsequent reads from it will return its default value.
+  package mutating func clearFilter() {self._filter = nil}
 
   package var statusCode: SwiftProtobuf.Google_Protobuf_UInt32Value {
     get {_statusCode ?? SwiftProtobuf.Google_Protobuf_UInt32Value()}
@@ -862,6 +869,7 @@ package nonisolated struct Envoy_Extensions_Filters_Network_HttpConnectionManage
 
   package init() {}
 
+  fileprivate var _filter: Envoy_Config_Accesslog_V3_AccessLogFilter? = nil
   fileprivate var _statusCode: SwiftProtobuf.Google_Protobuf_UInt32Value? = nil
   fileprivate var _body: Envoy_Config_Core_V3_DataSource? = nil
   fileprivate var _bodyFormatOverride: Envoy_Config_Core_V3_SubstitutionFormatString? = nil
@@ -1717,7 +1725,7 @@ nonisolated extension Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_
 
 nonisolated extension Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_ResponseMapper: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   package static let protoMessageName: String = _protobuf_package + ".ResponseMapper"
-  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{4}\u{2}status_code\0\u{1}body\0\u{3}body_format_override\0\u{3}headers_to_add\0")
+  package static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}filter\0\u{3}status_code\0\u{1}body\0\u{3}body_format_override\0\u{3}headers_to_add\0")
 
   package mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1725,6 +1733,7 @@ nonisolated extension Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._filter) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._statusCode) }()
       case 3: try { try decoder.decodeSingularMessageField(value: &self._body) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._bodyFormatOverride) }()
@@ -1739,6 +1748,9 @@ nonisolated extension Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._filter {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
     try { if let v = self._statusCode {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
@@ -1755,6 +1767,7 @@ nonisolated extension Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_
   }
 
   package static func ==(lhs: Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_ResponseMapper, rhs: Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_ResponseMapper) -> Bool {
+    if lhs._filter != rhs._filter {return false}
     if lhs._statusCode != rhs._statusCode {return false}
     if lhs._body != rhs._body {return false}
     if lhs._bodyFormatOverride != rhs._bodyFormatOverride {return false}

@@ -86,7 +86,8 @@ extension JSONValue {
     }
   }
 
-  private static func writeString(_ s: String, into out: inout String, escapingHTML: Bool) {
+  /// Appends the JSON string literal for `s` (see `quote`).
+  package static func writeString(_ s: String, into out: inout String, escapingHTML: Bool) {
     out += "\""
     for scalar in s.unicodeScalars {
       switch scalar {

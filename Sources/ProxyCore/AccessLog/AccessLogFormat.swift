@@ -1,28 +1,110 @@
+internal import PilotfishKit
+
 #if canImport(Glibc)
   internal import Glibc
 #endif
 
-/// An Envoy access-log format string compiled once: literal text and `%COMMAND%` operators. Unknown
-/// operators are a configuration error, as in Envoy. Missing values print `-`.
+/// An Envoy access-log format compiled once: a format string (literal text and `%COMMAND%` operators) or
+/// a format dictionary rendered as one JSON object per line. Unknown operators are a configuration error,
+/// as in Envoy. A missing value prints `-` in text (nothing with `omit_empty_values`) and `null` in typed
+/// JSON (the key is left out with `omit_empty_values`).
 package struct AccessLogFormat: Sendable {
-  enum Token: Sendable {
-    case literal(String)
+  /// A command operator: one value taken from the entry.
+  enum Operator: Sendable, Equatable {
     case startTime
     case duration
     case bytesReceived, bytesSent
-    case responseFlags, responseCode
+    case responseFlags, responseCode, responseCodeDetails
     case downstreamRemoteAddress, downstreamRemoteAddressWithoutPort
     case downstreamLocalAddress, downstreamLocalAddressWithoutPort
-    case upstreamHost, upstreamCluster, upstreamLocalAddress
+    case upstreamHost, upstreamCluster, upstreamClusterRaw, upstreamLocalAddress
+    case upstreamTransportFailureReason
     case requestedServerName, protocolName, connectionTerminationDetails, routeName
     /// `%REQ(X?Y):Z%`: header X, else Y, truncated to Z.
     case request([String], Int?)
+    /// `%REQ_WITHOUT_QUERY(X?Y):Z%`: as `request`, without the query string.
+    case requestWithoutQuery([String], Int?)
     case response([String], Int?)
+
+    /// Typed JSON prints these as numbers.
+    var isNumeric: Bool {
+      switch self {
+      case .duration, .bytesReceived, .bytesSent, .responseCode: true
+      default: false
+      }
+    }
   }
 
-  let tokens: [Token]
+  enum Token: Sendable {
+    case literal(String)
+    case op(Operator)
+  }
 
-  package init(_ format: String) throws(ProxyConfigError) {
+  /// A compiled format dictionary value.
+  indirect enum JSONNode: Sendable {
+    /// A value that is one operator alone (typed when the format is).
+    case single(Operator)
+    /// A string mixing text and operators.
+    case text([Token])
+    case literal(String)
+    /// Keys already quoted, with their colon.
+    case object([(key: String, value: JSONNode)])
+    case list([JSONNode])
+  }
+
+  enum Body: Sendable {
+    case text([Token])
+    case json(JSONNode, typed: Bool)
+  }
+
+  let body: Body
+  let omitEmptyValues: Bool
+
+  /// A format string.
+  package init(_ format: String, omitEmptyValues: Bool = false) throws(ProxyConfigError) {
+    body = .text(try Self.tokens(format))
+    self.omitEmptyValues = omitEmptyValues
+  }
+
+  package init(_ format: AccessLogConfig.Format, omitEmptyValues: Bool = false) throws(ProxyConfigError) {
+    switch format {
+    case .text(let text): body = .text(try Self.tokens(text))
+    case .json(let template, let typed):
+      body = .json(try Self.node(template, path: "json_format"), typed: typed)
+    }
+    self.omitEmptyValues = omitEmptyValues
+  }
+
+  private static func node(_ template: AccessLogJSONTemplate, path: String) throws(ProxyConfigError)
+    -> JSONNode
+  {
+    switch template {
+    case .format(let text):
+      let tokens: [Token]
+      do {
+        tokens = try Self.tokens(text)
+      } catch {
+        throw ProxyConfigError(path, error.message)
+      }
+      if tokens.count == 1, case .op(let op) = tokens[0] { return .single(op) }
+      return .text(tokens)
+    case .literal(let text):
+      return .literal(text)
+    case .object(let fields):
+      var out: [(key: String, value: JSONNode)] = []
+      for field in fields {
+        let key = JSONValue.quote(field.key, escapingHTML: false) + ":"
+        out.append((key, try node(field.value, path: path + "." + field.key)))
+      }
+      return .object(out)
+    case .list(let items):
+      var out: [JSONNode] = []
+      for (i, item) in items.enumerated() { out.append(try node(item, path: "\(path)[\(i)]")) }
+      return .list(out)
+    }
+  }
+
+  private static func tokens(_ format: String) throws(ProxyConfigError) -> [Token] {
     var tokens: [Token] = []
     var literal = ""
     var rest = Substring(format)
@@ -42,14 +124,14 @@ package struct AccessLogFormat: Sendable {
         tokens.append(.literal(literal))
         literal = ""
       }
-      tokens.append(try Self.token(command))
+      tokens.append(.op(try Self.operator(command)))
     }
     literal += rest
     if !literal.isEmpty { tokens.append(.literal(literal)) }
-    self.tokens = tokens
+    return tokens
   }
 
-  private static func token(_ command: String) throws(ProxyConfigError) -> Token {
+  private static func `operator`(_ command: String) throws(ProxyConfigError) -> Operator {
     switch command {
     case "START_TIME": return .startTime
     case "DURATION": return .duration
@@ -57,6 +139,7 @@ package struct AccessLogFormat: Sendable {
     case "BYTES_SENT": return .bytesSent
     case "RESPONSE_FLAGS": return .responseFlags
     case "RESPONSE_CODE": return .responseCode
+    case "RESPONSE_CODE_DETAILS": return .responseCodeDetails
     case "DOWNSTREAM_REMOTE_ADDRESS", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS": return .downstreamRemoteAddress
     case "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT", "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT":
       return .downstreamRemoteAddressWithoutPort
@@ -64,14 +147,19 @@ package struct AccessLogFormat: Sendable {
     case "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": return .downstreamLocalAddressWithoutPort
     case "UPSTREAM_HOST": return .upstreamHost
     case "UPSTREAM_CLUSTER": return .upstreamCluster
+    case "UPSTREAM_CLUSTER_RAW": return .upstreamClusterRaw
     case "UPSTREAM_LOCAL_ADDRESS": return .upstreamLocalAddress
+    case "UPSTREAM_TRANSPORT_FAILURE_REASON": return .upstreamTransportFailureReason
     case "REQUESTED_SERVER_NAME": return .requestedServerName
     case "PROTOCOL": return .protocolName
     case "CONNECTION_TERMINATION_DETAILS": return .connectionTerminationDetails
     case "ROUTE_NAME": return .routeName
     default: break
     }
-    for (prefix, isRequest) in [("REQ(", true), ("RESP(", false)] where command.hasPrefix(prefix) {
+    let headerOperators: [(prefix: String, kind: Int)] = [
+      ("REQ(", 0), ("REQUEST_HEADER(", 0), ("RESP(", 1), ("RESPONSE_HEADER(", 1), ("REQ_WITHOUT_QUERY(", 2),
+    ]
+    for (prefix, kind) in headerOperators where command.hasPrefix(prefix) {
       guard let closeParen = command.lastIndex(of: ")") else {
         throw ProxyConfigError("format", "malformed \(command): missing ')'")
       }
@@ -90,68 +178,162 @@ package struct AccessLogFormat: Sendable {
       guard !names.isEmpty, names.count <= 2 else {
         throw ProxyConfigError("format", "\(command) needs one header name, or two separated by '?'")
       }
-      return isRequest ? .request(names, limit) : .response(names, limit)
+      switch kind {
+      case 0: return .request(names, limit)
+      case 1: return .response(names, limit)
+      default: return .requestWithoutQuery(names, limit)
+      }
     }
     throw ProxyConfigError("format", "unknown command operator %\(command)%")
   }
 
-  /// Compiles the formats of a filter's access logs; errors name `access_log[i]`.
-  package static func compile(
-    _ logs: [AccessLogConfig]
-  ) throws(ProxyConfigError) -> [(path: String, format: AccessLogFormat)] {
-    var formats: [(path: String, format: AccessLogFormat)] = []
-    for (i, log) in logs.enumerated() {
-      do {
-        formats.append((log.path, try AccessLogFormat(log.format)))
-      } catch {
-        throw error.prefixed("access_log[\(i)]")
-      }
+  // MARK: Rendering
+
+  /// One operator's value for an entry.
+  enum Value {
+    case missing
+    case number(Int64)
+    case unsigned(UInt64)
+    case string(String)
+  }
+
+  static func value(_ op: Operator, _ entry: AccessLogEntry) -> Value {
+    // An empty name or detail is a missing one, as in Envoy (an unnamed route prints `-`).
+    func string(_ s: String?) -> Value {
+      guard let s, !s.isEmpty else { return .missing }
+      return .string(s)
     }
-    return formats
+    switch op {
+    case .startTime: return .string(iso8601(entry.startTime))
+    case .duration: return .number(entry.durationMs)
+    case .bytesReceived: return .unsigned(entry.bytesReceived)
+    case .bytesSent: return .unsigned(entry.bytesSent)
+    case .responseFlags:
+      // Envoy prints `-` for no flags, in JSON too.
+      return .string(entry.responseFlags.isEmpty ? "-" : entry.responseFlags.joined(separator: ","))
+    case .responseCode: return .number(Int64(entry.responseCode ?? 0))
+    case .responseCodeDetails: return string(entry.responseCodeDetails)
+    case .downstreamRemoteAddress: return string(entry.downstreamRemote?.envoyDescription)
+    case .downstreamRemoteAddressWithoutPort: return string(entry.downstreamRemote?.ipAddress)
+    case .downstreamLocalAddress: return string(entry.downstreamLocal?.envoyDescription)
+    case .downstreamLocalAddressWithoutPort: return string(entry.downstreamLocal?.ipAddress)
+    case .upstreamHost: return string(entry.upstreamHost)
+    case .upstreamCluster: return string(entry.upstreamClusterObservabilityName ?? entry.upstreamCluster)
+    case .upstreamClusterRaw: return string(entry.upstreamCluster)
+    case .upstreamLocalAddress: return string(entry.upstreamLocal?.envoyDescription)
+    case .upstreamTransportFailureReason:
+      // Envoy replaces spaces so that the value stays one field of a text line.
+      guard let reason = entry.upstreamTransportFailureReason, !reason.isEmpty else { return .missing }
+      return .string(String(reason.map { $0 == " " ? "_" : $0 }))
+    case .requestedServerName: return string(entry.requestedServerName)
+    case .protocolName: return string(entry.protocolName)
+    case .connectionTerminationDetails: return string(entry.connectionTerminationDetails)
+    case .routeName: return string(entry.routeName)
+    case .request(let names, let limit): return header(entry.requestHeader, names, limit, dropQuery: false)
+    case .requestWithoutQuery(let names, let limit):
+      return header(entry.requestHeader, names, limit, dropQuery: true)
+    case .response(let names, let limit): return header(entry.responseHeader, names, limit, dropQuery: false)
+    }
+  }
+
+  private static func header(
+    _ lookup: (@Sendable (String) -> String?)?, _ names: [String], _ limit: Int?, dropQuery: Bool
+  ) -> Value {
+    guard let lookup else { return .missing }
+    for name in names {
+      guard var value = lookup(name) else { continue }
+      if dropQuery, let query = value.firstIndex(of: "?") { value = String(value[..<query]) }
+      guard let limit, value.count > limit else { return .string(value) }
+      return .string(String(value.prefix(limit)))
+    }
+    return .missing
   }
 
   package func render(_ entry: AccessLogEntry) -> String {
     var out = ""
-    out.reserveCapacity(160)
-    for token in tokens {
-      switch token {
-      case .literal(let text): out += text
-      case .startTime: out += Self.iso8601(entry.startTime)
-      case .duration: out += String(entry.durationMs)
-      case .bytesReceived: out += String(entry.bytesReceived)
-      case .bytesSent: out += String(entry.bytesSent)
-      case .responseFlags:
-        out += entry.responseFlags.isEmpty ? "-" : entry.responseFlags.joined(separator: ",")
-      case .responseCode: out += String(entry.responseCode ?? 0)
-      case .downstreamRemoteAddress: out += entry.downstreamRemote?.envoyDescription ?? "-"
-      case .downstreamRemoteAddressWithoutPort: out += entry.downstreamRemote?.ipAddress ?? "-"
-      case .downstreamLocalAddress: out += entry.downstreamLocal?.envoyDescription ?? "-"
-      case .downstreamLocalAddressWithoutPort: out += entry.downstreamLocal?.ipAddress ?? "-"
-      case .upstreamHost: out += entry.upstreamHost ?? "-"
-      case .upstreamCluster: out += entry.upstreamCluster ?? "-"
-      case .upstreamLocalAddress: out += entry.upstreamLocal?.envoyDescription ?? "-"
-      case .requestedServerName: out += entry.requestedServerName ?? "-"
-      case .protocolName: out += entry.protocolName ?? "-"
-      case .connectionTerminationDetails: out += entry.connectionTerminationDetails ?? "-"
-      case .routeName: out += entry.routeName ?? "-"
-      case .request(let names, let limit): out += Self.header(entry.requestHeader, names, limit)
-      case .response(let names, let limit): out += Self.header(entry.responseHeader, names, limit)
-      }
+    out.reserveCapacity(256)
+    switch body {
+    case .text(let tokens):
+      appendText(tokens, entry, into: &out)
+    case .json(let node, let typed):
+      appendJSON(node, entry, typed: typed, into: &out)
+      out += "\n"
     }
     return out
   }
 
-  private static func header(_ lookup: (@Sendable (String) -> String?)?, _ names: [String], _ limit: Int?)
-    -> String
-  {
-    guard let lookup else { return "-" }
-    for name in names {
-      if let value = lookup(name) {
-        guard let limit, value.count > limit else { return value }
-        return String(value.prefix(limit))
+  private func appendText(_ tokens: [Token], _ entry: AccessLogEntry, into out: inout String) {
+    for token in tokens {
+      switch token {
+      case .literal(let text): out += text
+      case .op(let op): appendText(Self.value(op, entry), into: &out)
       }
     }
-    return "-"
+  }
+
+  private func appendText(_ value: Value, into out: inout String) {
+    switch value {
+    case .missing: if !omitEmptyValues { out += "-" }
+    case .number(let n): out += String(n)
+    case .unsigned(let n): out += String(n)
+    case .string(let s): out += s
+    }
+  }
+
+  private func appendJSON(_ node: JSONNode, _ entry: AccessLogEntry, typed: Bool, into out: inout String) {
+    switch node {
+    case .single(let op):
+      appendJSON(Self.value(op, entry), typed: typed, into: &out)
+    case .text(let tokens):
+      var text = ""
+      appendText(tokens, entry, into: &text)
+      JSONValue.writeString(text, into: &out, escapingHTML: false)
+    case .literal(let text):
+      out += text
+    case .object(let fields):
+      out += "{"
+      var first = true
+      for (key, node) in fields {
+        if case .single(let op) = node {
+          let value = Self.value(op, entry)
+          // Typed JSON with omit_empty_values leaves out the keys of missing values.
+          if typed, omitEmptyValues, case .missing = value { continue }
+          if !first { out += "," }
+          first = false
+          out += key
+          appendJSON(value, typed: typed, into: &out)
+        } else {
+          if !first { out += "," }
+          first = false
+          out += key
+          appendJSON(node, entry, typed: typed, into: &out)
+        }
+      }
+      out += "}"
+    case .list(let items):
+      out += "["
+      for (i, item) in items.enumerated() {
+        if i > 0 { out += "," }
+        appendJSON(item, entry, typed: typed, into: &out)
+      }
+      out += "]"
+    }
+  }
+
+  /// One operator's value: typed (a number, a string or `null`), or as the string text prints.
+  private func appendJSON(_ value: Value, typed: Bool, into out: inout String) {
+    guard typed else {
+      var text = ""
+      appendText(value, into: &text)
+      JSONValue.writeString(text, into: &out, escapingHTML: false)
+      return
+    }
+    switch value {
+    case .missing: out += "null"
+    case .number(let n): out += String(n)
+    case .unsigned(let n): out += String(n)
+    case .string(let s): JSONValue.writeString(s, into: &out, escapingHTML: false)
+    }
   }
 
   /// `2026-11-22T10:15:03.123Z`, as Envoy's default START_TIME.
@@ -166,5 +348,32 @@ package struct AccessLogFormat: Sendable {
     }
     return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
       + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(millis), 3))Z"
+  }
+}
+
+/// An access log ready to write: its destination, compiled format and filter.
+package struct CompiledAccessLog: Sendable {
+  package let path: String
+  package let format: AccessLogFormat
+  package let filter: AccessLogFilter?
+
+  /// Compiles the formats of a filter's access logs; errors name `access_log[i]`.
+  package static func compile(_ logs: [AccessLogConfig]) throws(ProxyConfigError) -> [CompiledAccessLog] {
+    var out: [CompiledAccessLog] = []
+    for (i, log) in logs.enumerated() {
+      do {
+        let format = try AccessLogFormat(log.format, omitEmptyValues: log.omitEmptyValues)
+        out.append(CompiledAccessLog(path: log.path, format: format, filter: log.filter))
+      } catch {
+        throw error.prefixed("access_log[\(i)]")
+      }
+    }
+    return out
+  }
+
+  /// Appends the line for `entry` to the sink when the filter lets it through.
+  package func log(_ entry: AccessLogEntry, to sink: AccessLogSink) {
+    if let filter, !filter.matches(entry) { return }
+    sink.append(format.render(entry), to: path)
   }
 }

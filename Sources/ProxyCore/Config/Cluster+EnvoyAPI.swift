@@ -103,6 +103,36 @@ extension Cluster {
     if proto.hasOutlierDetection {
       warnings.append(ProxyConfigWarning("outlier_detection", "outlier detection is not supported; ignored"))
     }
+    if proto.hasCommonLbConfig {
+      switch proto.commonLbConfig.localityConfigSpecifier {
+      case .localityWeightedLbConfig?:
+        warnings.append(
+          ProxyConfigWarning(
+            "common_lb_config.locality_weighted_lb_config",
+            "locality weights are not applied yet: hosts of the top priority are balanced as one set"))
+      case .zoneAwareLbConfig?:
+        // Envoy routes by zone only with cluster_manager.local_cluster_name, which Istio does not set:
+        // without it Envoy balances across zones too, as here.
+        break
+      case nil:
+        break
+      }
+    }
+    for (i, filter) in proto.filters.enumerated() {
+      let path = "filters[\(i)]"
+      let typeURL = filter.hasTypedConfig ? ExtensionTypes.effectiveTypeURL(filter.typedConfig) : ""
+      guard ExtensionTypes.isIstioExtension(typeURL) || (typeURL.isEmpty && filter.name.hasPrefix("istio."))
+      else {
+        throw ProxyConfigError(
+          path + ".typed_config",
+          "upstream network filter \"\(filter.name)\" (\(ExtensionTypes.messageName(typeURL))) is not supported"
+        )
+      }
+      let name = typeURL.isEmpty ? filter.name : ExtensionTypes.messageName(typeURL)
+      warnings.append(
+        ProxyConfigWarning(
+          path, "Istio upstream filter \(name) accepted and skipped (no metadata exchange yet)"))
+    }
     let httpOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
     if let any = proto.typedExtensionProtocolOptions[httpOptionsKey] {
       // Decoded here, once: the data path never touches the Any, and a bad value fails the load.

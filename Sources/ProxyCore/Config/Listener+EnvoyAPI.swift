@@ -42,6 +42,14 @@ extension Listener {
         listenerFilters.append(converted)
       }
     }
+    for (i, log) in proto.accessLog.enumerated() {
+      // Validated like a filter's access log; the lines (connections no filter chain took) come later.
+      let config = try AccessLogConfig(log, path: "access_log[\(i)]", warnings: &warnings)
+      try AccessLogFormat.validate(config, path: "access_log[\(i)]")
+      warnings.append(
+        ProxyConfigWarning(
+          "access_log[\(i)]", "listener access logs (connections no filter chain takes) are not written yet"))
+    }
     for (i, chain) in proto.filterChains.enumerated() {
       let path = "filter_chains[\(i)]"
       let converted = try FilterChain(

@@ -30,7 +30,9 @@ package struct NetworkFilterRegistry: Sendable {
       } catch {
         throw ProxyConfigError("", "cannot decode tcp_proxy config: \(error)")
       }
-      let config = try TcpProxyConfig(proto, accessLog: context.accessLog)
+      var warnings: [ProxyConfigWarning] = []
+      let config = try TcpProxyConfig(proto, accessLog: context.accessLog, warnings: &warnings)
+      context.warnings.add(warnings)
       return try TcpProxyFilter(config: config, stats: context.stats)
     }
     return registry

@@ -3,9 +3,11 @@ package import NIOCore
 package import SwiftProtobuf
 
 extension TcpProxyConfig {
-  /// Validates a tcp_proxy config. Access-log files are opened now, so a bad path fails here.
+  /// Validates a tcp_proxy config. Access-log files are opened now, so a bad path fails here. Access-log
+  /// filters accepted but not evaluated are reported in `warnings`.
   package init(
-    _ proto: Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy, accessLog: AccessLogSink
+    _ proto: Envoy_Extensions_Filters_Network_TcpProxy_V3_TcpProxy, accessLog: AccessLogSink,
+    warnings: inout [ProxyConfigWarning]
   ) throws(ProxyConfigError) {
     guard !proto.statPrefix.isEmpty else { throw ProxyConfigError("stat_prefix", "must not be empty") }
     let route: Route
@@ -46,8 +48,8 @@ extension TcpProxyConfig {
       throw ProxyConfigError("tunneling_config", "tunneling over HTTP is not supported")
     }
     for (i, log) in proto.accessLog.enumerated() {
-      let config = try AccessLogConfig(log, path: "access_log[\(i)]")
-      try AccessLogFormat.validate(config.format, path: "access_log[\(i)]")
+      let config = try AccessLogConfig(log, path: "access_log[\(i)]", warnings: &warnings)
+      try AccessLogFormat.validate(config, path: "access_log[\(i)]")
       do {
         try accessLog.open(config.path)
       } catch {
@@ -58,53 +60,11 @@ extension TcpProxyConfig {
   }
 }
 
-extension AccessLogConfig {
-  /// A file access logger; other logger types are rejected by name.
-  package init(_ proto: Envoy_Config_Accesslog_V3_AccessLog, path: String) throws(ProxyConfigError) {
-    guard case .typedConfig(let any)? = proto.configType else {
-      throw ProxyConfigError(path, "access log \"\(proto.name)\" needs a typed_config")
-    }
-    guard any.isA(Envoy_Extensions_AccessLoggers_File_V3_FileAccessLog.self) else {
-      throw ProxyConfigError(path + ".typed_config", "unsupported access logger type \"\(any.typeURL)\"")
-    }
-    let file: Envoy_Extensions_AccessLoggers_File_V3_FileAccessLog
-    do {
-      file = try Envoy_Extensions_AccessLoggers_File_V3_FileAccessLog(unpackingAny: any)
-    } catch {
-      throw ProxyConfigError(path + ".typed_config", "cannot decode FileAccessLog: \(error)")
-    }
-    guard !file.path.isEmpty else { throw ProxyConfigError(path + ".typed_config.path", "must not be empty") }
-    var format = AccessLogConfig.defaultFormat
-    switch file.accessLogFormat {
-    case .format(let text)?:
-      if !text.isEmpty { format = text }
-    case .logFormat(let substitution)?:
-      switch substitution.format {
-      case .textFormat(let text)?: format = text
-      case .textFormatSource(let source)?:
-        guard case .inlineString(let text)? = source.specifier else {
-          throw ProxyConfigError(
-            path + ".typed_config.log_format.text_format_source", "only inline_string is supported")
-        }
-        format = text
-      case .jsonFormat?:
-        throw ProxyConfigError(
-          path + ".typed_config.log_format.json_format", "JSON access logs are not supported")
-      case nil: break
-      }
-    case .jsonFormat?, .typedJsonFormat?:
-      throw ProxyConfigError(path + ".typed_config", "JSON access logs are not supported")
-    case nil:
-      break
-    }
-    self.init(path: file.path, format: format)
-  }
-}
-
 extension AccessLogFormat {
-  static func validate(_ format: String, path: String) throws(ProxyConfigError) {
+  /// Compiles the format now, so that an unknown operator fails the configuration.
+  package static func validate(_ config: AccessLogConfig, path: String) throws(ProxyConfigError) {
     do {
-      _ = try AccessLogFormat(format)
+      _ = try AccessLogFormat(config.format, omitEmptyValues: config.omitEmptyValues)
     } catch {
       throw error.prefixed(path + ".typed_config.log_format")
     }

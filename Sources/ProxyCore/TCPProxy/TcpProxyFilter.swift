@@ -5,12 +5,12 @@ package import NIOCore
 package struct TcpProxyFilter: TerminalNetworkFilter {
   package let config: TcpProxyConfig
   package let stats: TcpProxyStats
-  package let accessLogFormats: [(path: String, format: AccessLogFormat)]
+  package let accessLogs: [CompiledAccessLog]
 
   package init(config: TcpProxyConfig, stats store: StatsStore) throws(ProxyConfigError) {
     self.config = config
     self.stats = TcpProxyStats(store: store, prefix: config.statPrefix)
-    self.accessLogFormats = try AccessLogFormat.compile(config.accessLogs)
+    self.accessLogs = try CompiledAccessLog.compile(config.accessLogs)
   }
 
   package var filterName: String { "envoy.filters.network.tcp_proxy" }
@@ -25,14 +25,21 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
     package var sent: UInt64 = 0
     package var responseFlags: [String] = []
     package var terminationDetails: String?
+    /// The connect error of the last upstream attempt that failed.
+    package var transportFailureReason: String?
+    /// `%UPSTREAM_CLUSTER%`: the cluster's `alt_stat_name` when it has one.
+    package var clusterObservabilityName: String?
 
     package init(
-      upstreamHost: UpstreamHost?, upstreamLocal: SocketAddress?, cluster: String?, bytes: TcpProxyByteCount,
-      responseFlags: [String], terminationDetails: String?
+      upstreamHost: UpstreamHost?, upstreamLocal: SocketAddress?, cluster: UpstreamCluster?,
+      bytes: TcpProxyByteCount, responseFlags: [String], terminationDetails: String?,
+      transportFailureReason: String? = nil
     ) {
       self.upstreamHost = upstreamHost
       self.upstreamLocal = upstreamLocal
-      self.cluster = cluster
+      self.cluster = cluster?.name
+      self.clusterObservabilityName = cluster?.config.statName
+      self.transportFailureReason = transportFailureReason
       self.received = bytes.received
       self.sent = bytes.sent
       self.responseFlags = responseFlags
@@ -42,7 +49,7 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
 
   /// Writes one line per configured access log for a finished connection.
   package func logAccess(_ connection: DownstreamConnection, _ outcome: Outcome, to sink: AccessLogSink) {
-    guard !accessLogFormats.isEmpty else { return }
+    guard !accessLogs.isEmpty else { return }
     var entry = AccessLogEntry(startTime: connection.startTime)
     entry.durationMs = (NIODeadline.now() - connection.startDeadline).nanoseconds / 1_000_000
     entry.downstreamRemote = connection.remoteAddress
@@ -50,14 +57,14 @@ package struct TcpProxyFilter: TerminalNetworkFilter {
     entry.upstreamHost = outcome.upstreamHost.map { $0.address.description }
     entry.upstreamLocal = outcome.upstreamLocal
     entry.upstreamCluster = outcome.cluster
+    entry.upstreamClusterObservabilityName = outcome.clusterObservabilityName
+    entry.upstreamTransportFailureReason = outcome.transportFailureReason
     entry.bytesReceived = outcome.received
     entry.bytesSent = outcome.sent
     entry.responseFlags = outcome.responseFlags
     entry.requestedServerName = connection.serverName
     entry.connectionTerminationDetails = outcome.terminationDetails
-    for (path, format) in accessLogFormats {
-      sink.append(format.render(entry), to: path)
-    }
+    for log in accessLogs { log.log(entry, to: sink) }
   }
 
   /// Picks the cluster for a new connection (weighted clusters in proportion to weight).

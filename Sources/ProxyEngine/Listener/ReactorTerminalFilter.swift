@@ -21,7 +21,20 @@ package protocol ReactorTerminalFilter: Sendable {
 package struct UpstreamConnectError: Error, CustomStringConvertible {
   package let errno: Int32
   package let reason: String
+  /// What Envoy's `%UPSTREAM_TRANSPORT_FAILURE_REASON%` says for this failure.
+  package let transportFailureReason: String
   package var description: String { reason }
+
+  init(errno: Int32, reason: String, transportFailureReason: String? = nil) {
+    self.errno = errno
+    self.reason = reason
+    self.transportFailureReason = transportFailureReason ?? reason
+  }
+
+  /// Envoy's transport failure reason for a connect that failed later (`SO_ERROR`).
+  package static func delayedFailureReason(_ code: Int32) -> String {
+    "delayed connect error: \(String(cString: strerror(code)))"
+  }
 }
 
 extension Connection {
@@ -55,7 +68,9 @@ extension Connection {
       return try Connection(connectingTo: address, reactor: reactor, bufferLimit: limit, bindTo: source)
     } catch {
       if error.errno == EADDRNOTAVAIL { cluster.stats.bindErrors.inc() }
-      throw UpstreamConnectError(errno: error.errno, reason: error.description)
+      throw UpstreamConnectError(
+        errno: error.errno, reason: error.description,
+        transportFailureReason: "immediate connect error: \(String(cString: strerror(error.errno)))")
     }
   }
 }

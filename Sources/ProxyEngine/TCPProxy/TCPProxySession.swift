@@ -41,6 +41,8 @@ package final class TCPProxySession: ConnectionCallbacks {
   private var finished = false
   private var responseFlags: [String] = []
   private var terminationDetails: String?
+  /// The last connect error (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
+  private var transportFailureReason: String?
   private var idleTimer = TimerID.none
   private var connectTimer = TimerID.none
   private var bytes = TcpProxyByteCount()
@@ -130,7 +132,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     do {
       connection = try Connection.upstream(to: host, of: cluster, reactor: downstream.reactor)
     } catch {
-      connectFailed(errno: error.errno, reason: error.reason)
+      connectFailed(errno: error.errno, reason: error.reason, transport: error.transportFailureReason)
       return
     }
     connection.callbacks = self
@@ -140,13 +142,17 @@ package final class TCPProxySession: ConnectionCallbacks {
     connection.reactor.arm(connectTimer, after: cluster.config.connectTimeout)
   }
 
-  private func connectFailed(errno code: Int32, reason: String, timedOut: Bool = false) {
+  /// `transport`: Envoy's transport failure reason (none for a timeout).
+  private func connectFailed(
+    errno code: Int32, reason: String, transport: String? = nil, timedOut: Bool = false
+  ) {
     guard let cluster, let host else { return }
     cluster.stats.cxConnectFail.inc()
     if timedOut { cluster.stats.cxConnectTimeout.inc() }
     host.connectFailures.wrappingAdd(1, ordering: .relaxed)
     releaseUpstreamCount()
     upstream = nil
+    transportFailureReason = transport
     proxy.logger.debug(
       "upstream connect failed",
       metadata: [
@@ -167,7 +173,7 @@ package final class TCPProxySession: ConnectionCallbacks {
     cluster?.stats.cxConnectMs.record(Double(now &- connectStartNanos) / 1_000_000)
     upstreamStartNanos = now
     // Only access logs read the upstream's local address: no getsockname otherwise.
-    if !route.filter.accessLogFormats.isEmpty { upstreamLocal = connection.localAddress }
+    if !route.filter.accessLogs.isEmpty { upstreamLocal = connection.localAddress }
     if var bytes = pendingUpstream {
       pendingUpstream = nil
       connection.write(&bytes)
@@ -215,7 +221,9 @@ package final class TCPProxySession: ConnectionCallbacks {
     case .connected:
       didConnect(connection)
     case .connectFailed(let code):
-      connectFailed(errno: code, reason: String(cString: strerror(code)))
+      connectFailed(
+        errno: code, reason: String(cString: strerror(code)),
+        transport: UpstreamConnectError.delayedFailureReason(code))
     case .remoteClose, .localClose:
       upstreamClosed(event)
     }
@@ -342,8 +350,9 @@ package final class TCPProxySession: ConnectionCallbacks {
     onFinish?()
     onFinish = nil
     let outcome = TcpProxyFilter.Outcome(
-      upstreamHost: host, upstreamLocal: upstreamLocal, cluster: cluster?.name, bytes: bytes,
-      responseFlags: responseFlags, terminationDetails: terminationDetails)
+      upstreamHost: host, upstreamLocal: upstreamLocal, cluster: cluster, bytes: bytes,
+      responseFlags: responseFlags, terminationDetails: terminationDetails,
+      transportFailureReason: transportFailureReason)
     route.filter.logAccess(info, outcome, to: proxy.accessLog)
   }
 }

@@ -160,12 +160,8 @@ extension HTTPConnectionManagerConfig {
           "normalize_path", "path normalization is not implemented; paths are routed as sent"))
     }
     for (i, log) in proto.accessLog.enumerated() {
-      let config = try AccessLogConfig(log, path: "access_log[\(i)]")
-      do {
-        _ = try AccessLogFormat(config.format)
-      } catch {
-        throw error.prefixed("access_log[\(i)].typed_config.log_format")
-      }
+      let config = try AccessLogConfig(log, path: "access_log[\(i)]", warnings: &warnings)
+      try AccessLogFormat.validate(config, path: "access_log[\(i)]")
       do {
         try accessLog.open(config.path)
       } catch {

@@ -70,6 +70,8 @@ final class HTTPConnectionManager {
     var status: Int?
     var flags: [String] = []
     var details: String?
+    /// The connect error of the last upstream attempt (`%UPSTREAM_TRANSPORT_FAILURE_REASON%`).
+    var transportFailureReason: String?
     var received: UInt64 = 0
     var sent: UInt64 = 0
     var finished = false
@@ -398,7 +400,7 @@ final class HTTPConnectionManager {
     }
     let request = RouteRequest(
       path: target, method: stream.method.name, authority: authority, headers: .parsed(head, headBytes))
-    if !filter.accessLogFormats.isEmpty {
+    if !filter.accessLogs.isEmpty {
       stream.requestHeaders = Self.headerMap(head, headBytes)
       stream.requestHeaders?[":method"] = stream.method.name
       stream.requestHeaders?[":path"] = target
@@ -698,6 +700,8 @@ final class HTTPConnectionManager {
   ) {
     guard self.stream === stream, !stream.finished else { return }
     stream.connecting = false
+    // A timeout is no transport failure in Envoy's terms.
+    stream.transportFailureReason = timedOut ? nil : reason
     stream.pendingUpstream = ByteBufferQueue()
     proxy.logger.debug(
       "upstream connect failed",
@@ -736,6 +740,7 @@ final class HTTPConnectionManager {
     guard let stream, let io else { return }
     let status = head.status ?? 502
     stream.status = status
+    stream.details = "via_upstream"
     stream.unconfirmed = nil
     lastActivity = .now()
     let action = machine.responseHeadStarted(
@@ -778,7 +783,7 @@ final class HTTPConnectionManager {
           absentAmongAdded: false,
           added: &added, drop: &drop)
       }
-      if stream.responseHeaders == nil && !filter.accessLogFormats.isEmpty {
+      if stream.responseHeaders == nil && !filter.accessLogs.isEmpty {
         stream.responseHeaders = Self.headerMap(head, headBytes)
       }
     }
@@ -1077,7 +1082,7 @@ final class HTTPConnectionManager {
         }
       }
     }
-    guard !filter.accessLogFormats.isEmpty else { return }
+    guard !filter.accessLogs.isEmpty else { return }
     var entry = AccessLogEntry(startTime: stream.startTime)
     entry.durationMs = (now - stream.start).nanoseconds / 1_000_000
     entry.downstreamRemote = connection.remoteAddress
@@ -1085,6 +1090,9 @@ final class HTTPConnectionManager {
     entry.upstreamHost = stream.host.map { $0.address.description }
     entry.upstreamLocal = stream.upstreamLocal
     entry.upstreamCluster = stream.clusterState?.cluster.name
+    entry.upstreamClusterObservabilityName = stream.clusterState?.cluster.config.statName
+    entry.upstreamTransportFailureReason = stream.transportFailureReason
+    entry.responseCodeDetails = stream.details
     entry.bytesReceived = stream.received
     entry.bytesSent = stream.sent
     entry.responseFlags = stream.flags
@@ -1097,9 +1105,7 @@ final class HTTPConnectionManager {
     let responseHeaders = stream.responseHeaders ?? [:]
     entry.requestHeader = { requestHeaders[$0] }
     entry.responseHeader = { responseHeaders[$0] }
-    for (path, format) in filter.accessLogFormats {
-      proxy.accessLog.append(format.render(entry), to: path)
-    }
+    for log in filter.accessLogs { log.log(entry, to: proxy.accessLog) }
   }
 
   // MARK: Timers

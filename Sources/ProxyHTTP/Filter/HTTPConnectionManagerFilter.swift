@@ -10,7 +10,7 @@ internal import SwiftProtobuf
 package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTerminalFilter {
   package let config: HTTPConnectionManagerConfig
   let stats: HTTPConnectionManagerStats
-  let accessLogFormats: [(path: String, format: AccessLogFormat)]
+  let accessLogs: [CompiledAccessLog]
   /// Upstream pools of this filter, one per worker.
   let pools: HTTPUpstreamPoolDirectory
   /// The route table: inline, or by RDS.
@@ -30,7 +30,7 @@ package struct HTTPConnectionManagerFilter: TerminalNetworkFilter, ReactorTermin
       self.routes = RouteConfigProvider(inline: config.routeConfig)
     }
     self.stats = HTTPConnectionManagerStats(store: store, prefix: config.statPrefix)
-    self.accessLogFormats = try AccessLogFormat.compile(config.accessLogs)
+    self.accessLogs = try CompiledAccessLog.compile(config.accessLogs)
     self.pools = pools
   }
 

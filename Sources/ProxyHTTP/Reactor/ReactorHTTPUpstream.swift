@@ -28,7 +28,8 @@ final class ReactorHTTPUpstream: ReactorHTTPTransport, ConnectionCallbacks, HTTP
     do {
       connection = try Connection.upstream(to: core.host, of: core.cluster, reactor: reactor)
     } catch {
-      core.connectFailed(reason: error.reason, timedOut: false)
+      // Envoy's wording: it becomes %UPSTREAM_TRANSPORT_FAILURE_REASON% (the debug log names the host).
+      core.connectFailed(reason: error.transportFailureReason, timedOut: false)
       return
     }
     let shell = ReactorHTTPUpstream(connection: connection, core: core)
@@ -72,7 +73,7 @@ final class ReactorHTTPUpstream: ReactorHTTPTransport, ConnectionCallbacks, HTTP
       core.didConnect()
       updateReading()
     case .connectFailed(let code):
-      core.connectFailed(reason: String(cString: strerror(code)), timedOut: false)
+      core.connectFailed(reason: UpstreamConnectError.delayedFailureReason(code), timedOut: false)
     case .remoteClose, .localClose:
       core.closed()
     }

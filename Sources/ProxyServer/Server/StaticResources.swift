@@ -1,4 +1,5 @@
 package import EnvoyAPI
+internal import Foundation
 package import ProxyCore
 
 /// The bootstrap's static listeners and clusters turned into ProxyCore models, with every error's path
@@ -25,7 +26,7 @@ package struct StaticResources: Sendable {
       warnings += local.map { ProxyConfigWarning(path + "." + $0.path, $0.message) }
     }
     var listeners: [Listener] = []
-    for (i, proto) in bootstrap.staticResources.listeners.enumerated() {
+    for (i, proto) in Self.namingListeners(bootstrap).staticResources.listeners.enumerated() {
       let path = "static_resources.listeners[\(i)]"
       var local: [ProxyConfigWarning] = []
       do {
@@ -49,5 +50,25 @@ package struct StaticResources: Sendable {
     self.listeners = listeners
     self.clusters = clusters
     self.warnings = warnings
+  }
+}
+
+extension StaticResources {
+  /// The bootstrap with a name for every static listener that has none: a random UUID, as Envoy gives
+  /// one, unique among the listeners. Only static listeners are named so; an LDS resource without a name
+  /// stays an error (`Listener(_:filters:context:warnings:)` rejects it).
+  package static func namingListeners(
+    _ bootstrap: Envoy_Config_Bootstrap_V3_Bootstrap
+  ) -> Envoy_Config_Bootstrap_V3_Bootstrap {
+    let listeners = bootstrap.staticResources.listeners
+    guard listeners.contains(where: \.name.isEmpty) else { return bootstrap }
+    var taken = Set(listeners.map(\.name))
+    var named = bootstrap
+    for i in named.staticResources.listeners.indices where named.staticResources.listeners[i].name.isEmpty {
+      var name = UUID().uuidString.lowercased()
+      while !taken.insert(name).inserted { name = UUID().uuidString.lowercased() }
+      named.staticResources.listeners[i].name = name
+    }
+    return named
   }
 }
