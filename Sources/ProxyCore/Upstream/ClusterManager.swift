@@ -19,6 +19,24 @@ package final class ClusterManager: Sendable {
     var nextResolution: [String: UInt64] = [:]
     /// DNS clusters being resolved now.
     var resolving: Set<String> = []
+    /// Active and warming EDS clusters by service name (an EDS update touches only these).
+    var byService: [String: Set<String>] = [:]
+
+    mutating func index(_ cluster: UpstreamCluster) {
+      if case .eds(let service) = cluster.config.discovery {
+        byService[service, default: []].insert(cluster.name)
+      }
+    }
+
+    /// Drops `name` from the service index unless an active or warming cluster of that name still has it.
+    mutating func unindex(_ name: String, service: String) {
+      let stillThere = [active[name], warming[name]].contains {
+        $0?.config.discovery == .eds(serviceName: service)
+      }
+      guard !stillThere else { return }
+      byService[service]?.remove(name)
+      if byService[service]?.isEmpty == true { byService[service] = nil }
+    }
   }
 
   private let state = Mutex(State())
@@ -41,7 +59,9 @@ package final class ClusterManager: Sendable {
     self.clusterRemoved = stats.counter("cluster_manager.cluster_removed")
     state.withLock { state in
       for config in configs {
-        state.active[config.name] = UpstreamCluster(config: config, stats: stats)
+        let cluster = UpstreamCluster(config: config, stats: stats)
+        state.active[config.name] = cluster
+        state.index(cluster)
         clusterAdded.inc()
       }
     }
@@ -63,14 +83,11 @@ package final class ClusterManager: Sendable {
   }
 
   /// The EDS service names of every active and warming cluster (what EDS must subscribe to).
-  package var edsServiceNames: Set<String> {
-    state.withLock { state in
-      var names = Set<String>()
-      for cluster in Array(state.active.values) + Array(state.warming.values) {
-        if case .eds(let service) = cluster.config.discovery { names.insert(service) }
-      }
-      return names
-    }
+  package var edsServiceNames: Set<String> { state.withLock { Set($0.byService.keys) } }
+
+  /// Whether a cluster of EDS service `service` is waiting for its endpoints.
+  package func isWarming(service: String) -> Bool {
+    state.withLock { state in (state.byService[service] ?? []).contains { state.warming[$0] != nil } }
   }
 
   /// Resolves every DNS cluster once. Failures are logged and leave the cluster empty, as Envoy does.
@@ -95,15 +112,17 @@ package final class ClusterManager: Sendable {
     }
     let warming = state.withLock { state -> [String] in
       for name in removed {
-        let had = state.active.removeValue(forKey: name) != nil
+        let old = state.active.removeValue(forKey: name) ?? state.warming[name]
+        let had = old != nil
         let warmed = state.warming.removeValue(forKey: name) != nil
         state.nextResolution[name] = nil
+        if case .eds(let service)? = old?.config.discovery { state.unindex(name, service: service) }
         if had || warmed { clusterRemoved.inc() }
       }
       for cluster in made {
         let name = cluster.name
-        let known = state.active[name] != nil || state.warming[name] != nil
-        if known { clusterModified.inc() } else { clusterAdded.inc() }
+        let previous = state.active[name] ?? state.warming[name]
+        if previous != nil { clusterModified.inc() } else { clusterAdded.inc() }
         state.nextResolution[name] = nil
         if case .eds(let service) = cluster.config.discovery {
           if let endpoints = state.assignments[service] {
@@ -117,6 +136,8 @@ package final class ClusterManager: Sendable {
           state.warming[name] = nil
           state.active[name] = cluster
         }
+        if case .eds(let service)? = previous?.config.discovery { state.unindex(name, service: service) }
+        state.index(cluster)
       }
       return state.warming.keys.sorted()
     }
@@ -133,14 +154,19 @@ package final class ClusterManager: Sendable {
       state.assignments[service] = endpoints
       var targets: [UpstreamCluster] = []
       var warmed: [String] = []
-      for cluster in state.active.values where cluster.config.discovery == .eds(serviceName: service) {
-        targets.append(cluster)
-      }
-      for (name, cluster) in state.warming where cluster.config.discovery == .eds(serviceName: service) {
-        targets.append(cluster)
-        state.warming[name] = nil
-        state.active[name] = cluster
-        warmed.append(name)
+      for name in state.byService[service] ?? [] {
+        if let cluster = state.warming[name], cluster.config.discovery == .eds(serviceName: service) {
+          targets.append(cluster)
+          state.warming[name] = nil
+          // The active cluster it replaces (an older version) is dropped: the new one is complete now.
+          let replaced = state.active.updateValue(cluster, forKey: name)
+          if case .eds(let old)? = replaced?.config.discovery, old != service {
+            state.unindex(name, service: old)
+          }
+          warmed.append(name)
+        } else if let cluster = state.active[name], cluster.config.discovery == .eds(serviceName: service) {
+          targets.append(cluster)
+        }
       }
       return (targets, warmed.sorted())
     }
@@ -170,7 +196,10 @@ package final class ClusterManager: Sendable {
   package func activateWarming() -> [String] {
     let names = state.withLock { state -> [String] in
       let names = state.warming.keys.sorted()
-      for (name, cluster) in state.warming { state.active[name] = cluster }
+      for (name, cluster) in state.warming {
+        let replaced = state.active.updateValue(cluster, forKey: name)
+        if case .eds(let old)? = replaced?.config.discovery { state.unindex(name, service: old) }
+      }
       state.warming = [:]
       return names
     }

@@ -302,7 +302,7 @@ package final class DynamicResources: Sendable {
     for (resource, proto) in decoded {
       if unchanged(.endpoint, resource), isInitialized(.endpoint) {
         // Unchanged, but a warming cluster of this service may be waiting for it (Envoy warms on receipt).
-        if clusters.warming.contains(where: { $0.config.discovery == .eds(serviceName: proto.clusterName) }) {
+        if clusters.isWarming(service: proto.clusterName) {
           if let endpoints = try? Cluster.endpoints(
             proto, discovery: .eds(serviceName: proto.clusterName), path: "")
           {
