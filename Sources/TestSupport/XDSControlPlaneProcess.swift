@@ -79,11 +79,13 @@ package final class XDSControlPlaneProcess: Sendable {
     // Commands.
     package var id: Int?
     package var message: String?
+    /// The ready event of a control plane on TCP: its port.
+    package var port: Int?
     /// The line as printed.
     package var line = ""
 
     enum CodingKeys: String, CodingKey {
-      case event, stream, delta, subscribe, unsubscribe, version, nonce, resources, removed, id, message
+      case event, stream, delta, subscribe, unsubscribe, version, nonce, resources, removed, id, message, port
       case typeURL = "type_url"
       case versionInfo = "version_info"
       case responseNonce = "response_nonce"
@@ -114,6 +116,8 @@ package final class XDSControlPlaneProcess: Sendable {
   }
 
   package let socketPath: String
+  /// The TCP port, for a control plane started with `tcp: true` (its socket path is then "tcp").
+  package var port: Int? { events.first { $0.event == "ready" }?.port }
   /// The temporary directory holding the socket, when this type made it.
   private let directory: URL?
   private let process: Process
@@ -128,11 +132,11 @@ package final class XDSControlPlaneProcess: Sendable {
 
   /// Starts the control plane on `socketPath` (nil: a socket in a fresh short temporary directory, removed
   /// by ``stop()``) and waits (bounded) until it listens.
-  package static func start(socketPath: String? = nil, timeout: Duration = .seconds(30)) async throws
-    -> XDSControlPlaneProcess
-  {
+  package static func start(
+    socketPath: String? = nil, tcp: Bool = false, timeout: Duration = .seconds(30)
+  ) async throws -> XDSControlPlaneProcess {
     guard isAvailable else { throw Failure(description: missing) }
-    let plane = try XDSControlPlaneProcess(socketPath: socketPath)
+    let plane = try XDSControlPlaneProcess(socketPath: tcp ? "tcp" : socketPath)
     do {
       _ = try await plane.next("ready", timeout: timeout) { $0.event == "ready" }
     } catch {

@@ -2,7 +2,7 @@
 """A scriptable ADS control plane for tests: grpcio + the official Envoy protos (PyPI xds-protos), serving
 StreamAggregatedResources (state of the world) and DeltaAggregatedResources on a Unix socket.
 
-    xds_control_plane.py SOCKET_PATH
+    xds_control_plane.py SOCKET_PATH     (or "tcp": 127.0.0.1 on a free port, given in the ready event)
 
 Driven by JSON commands on stdin, one a line; reports JSON events on stdout, one a line. Each command may
 carry an "id", echoed in {"event":"done","id":ID} once the command (and the pushes it causes) is queued.
@@ -18,7 +18,7 @@ Commands
   {"cmd":"close_streams","code":14,"message":"..."}  ends every open stream with that status
 
 Events
-  {"event":"ready"}  listening
+  {"event":"ready"}  listening ({"event":"ready","port":P} on TCP)
   {"event":"stream_opened","stream":N,"delta":B} / {"event":"stream_closed","stream":N}
   {"event":"request","stream":N,"delta":B,"type_url":..,"version_info":..,"response_nonce":..,
    "resource_names":[..],"subscribe":[..],"unsubscribe":[..],"initial_resource_versions":{..},"node_id":..,
@@ -286,14 +286,19 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: xds_control_plane.py SOCKET_PATH")
     path = sys.argv[1]
-    if os.path.exists(path):
-        os.unlink(path)
     plane = ControlPlane()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(plane, server)
-    server.add_insecure_port("unix:" + path)
-    server.start()
-    emit(event="ready")
+    if path == "tcp":
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        emit(event="ready", port=port)
+    else:
+        if os.path.exists(path):
+            os.unlink(path)
+        server.add_insecure_port("unix:" + path)
+        server.start()
+        emit(event="ready")
     for line in sys.stdin:
         line = line.strip()
         if not line:
