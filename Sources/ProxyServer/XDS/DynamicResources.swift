@@ -100,6 +100,7 @@ package final class DynamicResources: Sendable {
   package func initialFetchTimedOut(_ type: ResourceType) async {
     let first = state.withLock { $0.initialized.insert(type).inserted }
     guard first else { return }
+    stats.counter(type.statPrefix + ".init_fetch_timeout").inc()
     logger.warning(
       "initial fetch timed out; going on without it", metadata: ["proxy.xds.type": "\(type.shortName)"])
     switch type {
