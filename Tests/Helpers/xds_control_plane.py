@@ -2,7 +2,8 @@
 """A scriptable ADS control plane for tests: grpcio + the official Envoy protos (PyPI xds-protos), serving
 StreamAggregatedResources (state of the world) and DeltaAggregatedResources on a Unix socket.
 
-    xds_control_plane.py SOCKET_PATH     (or "tcp": 127.0.0.1 on a free port, given in the ready event)
+    xds_control_plane.py SOCKET_PATH [--timing]   (SOCKET_PATH "tcp": 127.0.0.1 on a free port, given in the
+                                                   ready event)
 
 Driven by JSON commands on stdin, one a line; reports JSON events on stdout, one a line. Each command may
 carry an "id", echoed in {"event":"done","id":ID} once the command (and the pushes it causes) is queued.
@@ -11,7 +12,10 @@ Commands
   {"cmd":"set","type_url":T,"version":"v2","resources":[{"@type":T,...},...]}
       the snapshot of T becomes exactly these resources (Envoy JSON), at version "v2"; every stream
       subscribed to T gets a push: state of the world the full set it subscribes, delta the resources it
-      does not hold at their current version plus removals
+      does not hold at their current version plus removals. With "push":false the snapshot is only staged
+      (streams that subscribe T later still get it on their request): a later "push" sends it.
+  {"cmd":"push","type_urls":[T,...]}  pushes the current snapshot of each T, in that order, to every stream
+      subscribed to it (as "set" does)
   {"cmd":"remove","type_url":T,"version":"v3","names":[...]}   drops names from the snapshot, then pushes
   {"cmd":"raw","response":{...}}  sends this exact DiscoveryResponse / DeltaDiscoveryResponse (proto JSON)
       on every open stream of the kind given by "delta" (default false); "nonce" is assigned if absent
@@ -26,11 +30,19 @@ Events
   {"event":"response","stream":N,"delta":B,"type_url":..,"version":..,"nonce":..,"resources":[names],
    "removed":[..]}
   {"event":"error","message":..}  a command that could not be carried out
+Every event also carries "t": time.monotonic() when it was printed (CLOCK_MONOTONIC, comparable across the
+processes of one machine); a request's "t" is taken as soon as gRPC handed it over, a response's once it is
+built. With --timing (benchmarks), a response event also has "bytes" and "serialize_ms": the size of the
+message and the time Python took to serialize it once (gRPC serializes it again to send it, after "t", so a
+client's time to ACK includes about that much of the control plane's own work).
 
 Versions: a resource's version (delta) is the snapshot version at which its content last changed.
+Resources are parsed once per distinct JSON text (kept for the life of the process), so a benchmark can set
+the same large snapshot again cheaply.
 """
 import json
 import os
+import time
 import queue
 import sys
 import threading
@@ -49,14 +61,27 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2  # noqa: F401
 from envoy.extensions.filters.http.router.v3 import router_pb2  # noqa: F401
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2  # noqa: F401
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
+# ... and the other Envoy types of istiod's shapes (hack/bench/xds_bench.py pushes them).
+from envoy.extensions.filters.http.cors.v3 import cors_pb2  # noqa: F401
+from envoy.extensions.filters.http.fault.v3 import fault_pb2  # noqa: F401
+from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2  # noqa: F401
+from envoy.extensions.filters.listener.http_inspector.v3 import http_inspector_pb2  # noqa: F401
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2  # noqa: F401
+from envoy.extensions.request_id.uuid.v3 import uuid_pb2  # noqa: F401
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2  # noqa: F401
+from envoy.extensions.transport_sockets.raw_buffer.v3 import raw_buffer_pb2  # noqa: F401
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2  # noqa: F401
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa: F401
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 CLOSE = object()
+TIMING = False
 out_lock = threading.Lock()
 lock = threading.RLock()
 
 
 def emit(**event):
+    event.setdefault("t", time.monotonic())
     with out_lock:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
@@ -73,6 +98,19 @@ def resource_name(any_message):
         if field in message.DESCRIPTOR.fields_by_name:
             return getattr(message, field)
     raise ValueError("no name field in " + type_name)
+
+
+parsed = {}  # JSON text of a resource -> (name, Any)
+
+
+def parse_resource(item):
+    key = json.dumps(item, sort_keys=True, separators=(",", ":"))
+    known = parsed.get(key)
+    if known is None:
+        resource = any_pb2.Any()
+        json_format.ParseDict(item, resource)
+        known = parsed[key] = (resource_name(resource), resource)
+    return known
 
 
 class Snapshot:
@@ -115,7 +153,12 @@ class ControlPlane(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             response.nonce = self.nonce()
         if not stream.delta:
             stream.sent_nonce[response.type_url] = response.nonce
-        emit(event="response", stream=stream.number, delta=stream.delta, type_url=response.type_url,
+        timing = {}
+        if TIMING:
+            started = time.perf_counter()
+            size = len(response.SerializeToString())
+            timing = dict(bytes=size, serialize_ms=(time.perf_counter() - started) * 1000)
+        emit(**timing, event="response", stream=stream.number, delta=stream.delta, type_url=response.type_url,
              version=response.system_version_info if stream.delta else response.version_info,
              nonce=response.nonce, resources=list(names), removed=list(removed))
         stream.outbound.put(response)
@@ -157,6 +200,7 @@ class ControlPlane(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
             error = {"code": request.error_detail.code, "message": request.error_detail.message}
         event = dict(event="request", stream=stream.number, delta=stream.delta, type_url=request.type_url,
                      response_nonce=request.response_nonce, node_id=request.node.id, error_detail=error)
+        event["t"] = time.monotonic()
         if stream.delta:
             event.update(version_info="", resource_names=[], subscribe=list(request.resource_names_subscribe),
                          unsubscribe=list(request.resource_names_unsubscribe),
@@ -248,15 +292,17 @@ class ControlPlane(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
                 version = command.get("version", "")
                 resources = {}
                 for item in command.get("resources", []):
-                    resource = any_pb2.Any()
-                    json_format.ParseDict(item, resource)
-                    name = resource_name(resource)
+                    name, resource = parse_resource(item)
                     old = snapshot.resources.get(name)
-                    same = old is not None and old[1].SerializeToString() == resource.SerializeToString()
+                    same = old is not None and (old[1] is resource or old[1].SerializeToString() == resource.SerializeToString())
                     resources[name] = (old[0] if same else version, resource)
                 snapshot.version = version
                 snapshot.resources = resources
-                self.push_all(type_url)
+                if command.get("push", True):
+                    self.push_all(type_url)
+            elif kind == "push":
+                for type_url in command.get("type_urls", []):
+                    self.push_all(type_url)
             elif kind == "remove":
                 type_url = command["type_url"]
                 snapshot = self.snapshots.setdefault(type_url, Snapshot())
@@ -283,9 +329,14 @@ class ControlPlane(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: xds_control_plane.py SOCKET_PATH")
-    path = sys.argv[1]
+    global TIMING
+    arguments = sys.argv[1:]
+    if "--timing" in arguments:
+        TIMING = True
+        arguments.remove("--timing")
+    if len(arguments) != 1:
+        sys.exit("usage: xds_control_plane.py SOCKET_PATH [--timing]")
+    path = arguments[0]
     plane = ControlPlane()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(plane, server)
