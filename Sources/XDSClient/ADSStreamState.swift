@@ -170,7 +170,9 @@ package struct ADSStreamState: Sendable {
   package mutating func finishApply(nack: String?) -> [ADSRequest] {
     guard let pending = applying else { return [] }
     applying = nil
-    if nack == nil, var state = types[pending.typeURL] {
+    // Taken out of the table while it changes, so it is uniquely referenced: no copy of its (mesh-sized)
+    // name sets and version maps per update.
+    if nack == nil, var state = types.removeValue(forKey: pending.typeURL) {
       switch api {
       case .stateOfTheWorld:
         state.acceptedVersion = pending.versionInfo
@@ -223,16 +225,18 @@ package struct ADSStreamState: Sendable {
   /// The ACK (no `nack`) or NACK of the last response of `typeURL`, with any subscription change of the
   /// type folded in.
   mutating func responseRequest(_ typeURL: String, nonce: String, nack: String?) -> ADSRequest {
-    var state = types[typeURL] ?? TypeState()
+    let known = types[typeURL] != nil
+    var state = types.removeValue(forKey: typeURL) ?? TypeState()  // uniquely referenced while it changes
+    let interestChanged = state.dirty
     state.dirty = false
     state.nonce = nonce
-    defer { if types[typeURL] != nil { types[typeURL] = state } }
+    defer { if known { types[typeURL] = state } }
     switch api {
     case .stateOfTheWorld:
       return .stateOfTheWorld(stamp(sotwRequest(typeURL, &state, nack: nack)))
     case .delta:
       let first = !state.sentOnStream
-      var request = deltaRequest(typeURL, &state, nack: nack)
+      var request = deltaRequest(typeURL, &state, nack: nack, interestChanged: interestChanged || first)
       request.responseNonce = state.nonce
       if first, !state.streamNames.isEmpty { request.initialResourceVersions = state.resourceVersions }
       return .delta(stamp(request))
@@ -263,15 +267,19 @@ package struct ADSStreamState: Sendable {
 
   /// Delta: a request for `typeURL` carrying the difference between the wanted subscription and the
   /// stream's (which it then updates).
-  private func deltaRequest(_ typeURL: String, _ state: inout TypeState, nack: String?)
-    -> Envoy_Service_Discovery_V3_DeltaDiscoveryRequest
-  {
+  /// `interestChanged` false (an ACK while the subscription stayed as sent) skips the difference, which is
+  /// empty then and costs a pass over every subscribed name.
+  private func deltaRequest(
+    _ typeURL: String, _ state: inout TypeState, nack: String?, interestChanged: Bool = true
+  ) -> Envoy_Service_Discovery_V3_DeltaDiscoveryRequest {
     var request = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
     request.typeURL = typeURL
-    let wanted = state.wanted
-    request.resourceNamesSubscribe = wanted.subtracting(state.streamNames).sorted()
-    request.resourceNamesUnsubscribe = state.streamNames.subtracting(wanted).sorted()
-    state.streamNames = wanted
+    if interestChanged {
+      let wanted = state.wanted
+      request.resourceNamesSubscribe = wanted.subtracting(state.streamNames).sorted()
+      request.resourceNamesUnsubscribe = state.streamNames.subtracting(wanted).sorted()
+      state.streamNames = wanted
+    }
     state.sentOnStream = true
     if let nack { request.errorDetail = Self.errorDetail(nack) }
     return request

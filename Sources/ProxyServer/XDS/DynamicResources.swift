@@ -226,7 +226,8 @@ package final class DynamicResources: Sendable {
   private func record(_ type: ResourceType, _ resources: [ResourceUpdate.Resource], removed: [String]) {
     let now = Date()
     state.withLock { state in
-      var table = state.accepted[type] ?? [:]
+      // Taken out while it changes (uniquely referenced: no copy of every accepted resource per update).
+      var table = state.accepted.removeValue(forKey: type) ?? [:]
       for name in removed { table[name] = nil }
       for resource in resources {
         if let known = table[resource.name], known.key == resource.key {
