@@ -310,9 +310,8 @@ package final class ListenerManager: Sendable {
       }
     }
     if let old {
-      if old.binding != nil, listener.config.bindToPort == false || !started {
-        await old.binding?.stopAccepting()
-      }
+      // A replacement that binds stopped the old sockets in `bindIfNeeded`; one that does not, here.
+      if !listener.config.bindToPort { await old.binding?.stopAccepting() }
       retire(old.listener, chains: old.listener.allChains, drainTime: drainTime)
     }
     return nil
